@@ -1,0 +1,35 @@
+# The venv lives in .venv; every target that needs it depends on its stamp.
+PYTHON_BOOTSTRAP ?= $(shell for p in $$HOME/.pyenv/versions/3.13.0/bin/python python3.13; do \
+	command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml requirements-test.txt
+	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "Python 3.13 not found (looked for ~/.pyenv/versions/3.13.0/bin/python and python3.13)"; exit 1; }
+	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -m pip install --quiet -r requirements-test.txt 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c "import homeassistant, pytest_homeassistant_custom_component, fleet_metrics.core"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/fleet-metrics run
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy custom_components/fleet_metrics/core standalone
+
+pytest: $(STAMP)
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,125 @@
+"""The runner's configuration: voluptuous schemas and one readable error per mistake."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+
+from .sources import KINDS
+from .validators import listen_address, port_number, positive_seconds
+
+DEFAULT_LISTEN = "127.0.0.1:9847"
+
+
+class ConfigError(Exception):
+    """A configuration that must not be started; the message names the key."""
+
+
+def line_protocol_output(value: Any) -> str:
+    if not isinstance(value, str):
+        raise vol.Invalid("expected a string")
+    if value in ("stdout", "none") or value.startswith(("file:", "http://", "https://")):
+        if value == "file:":
+            raise vol.Invalid("file: needs a path, e.g. file:/var/lib/fleet-metrics/out.lp")
+        return value
+    raise vol.Invalid(f"expected stdout, none, file:/path or an http(s) write URL, got {value!r}")
+
+
+PROMETHEUS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("listen", default=DEFAULT_LISTEN): listen_address,
+        vol.Optional("ttl", default=300.0): positive_seconds,
+    }
+)
+
+LINE_PROTOCOL_SCHEMA = vol.Schema(
+    {
+        vol.Optional("output", default="stdout"): line_protocol_output,
+        vol.Optional("flush_interval", default=10.0): positive_seconds,
+        vol.Optional("max_buffer", default=100_000): vol.All(int, vol.Range(min=1)),
+        vol.Optional("token", default=""): str,
+        vol.Optional("timeout", default=10.0): positive_seconds,
+    }
+)
+
+BROKER_SCHEMA = vol.Schema(
+    {
+        vol.Required("host"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("port", default=1883): port_number,
+        vol.Optional("username", default=""): str,
+        vol.Optional("password", default=""): str,
+        vol.Optional("client_id", default=""): str,
+        vol.Optional("keepalive", default=60): vol.All(int, vol.Range(min=5, max=3600)),
+    }
+)
+
+_SOURCE_BASE = {
+    vol.Required("kind"): vol.In(sorted(KINDS)),
+    vol.Required("name"): vol.All(str, vol.Match(r"^[A-Za-z0-9_.-]+$")),
+}
+
+
+def _source(value: Any) -> dict[str, Any]:
+    """Validate a source against the schema of its own kind."""
+    if not isinstance(value, Mapping):
+        raise vol.Invalid("expected a table")
+    vol.Schema(_SOURCE_BASE, extra=vol.ALLOW_EXTRA)(value)
+    schema = vol.Schema({**_SOURCE_BASE, **KINDS[value["kind"]].schema})
+    validated: dict[str, Any] = schema(dict(value))
+    return validated
+
+
+CONFIG_SCHEMA = vol.Schema(
+    {
+        vol.Optional("prometheus", default={}): PROMETHEUS_SCHEMA,
+        vol.Optional("line_protocol", default={}): LINE_PROTOCOL_SCHEMA,
+        vol.Optional("brokers", default={}): {str: BROKER_SCHEMA},
+        vol.Optional("log_level", default="info"): vol.In(["debug", "info", "warning", "error"]),
+        vol.Optional("sources", default=[]): [_source],
+    }
+)
+
+
+def _path(path: list[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The validated config with defaults filled in; ConfigError names the first bad key."""
+    try:
+        config: dict[str, Any] = CONFIG_SCHEMA(dict(raw))
+    except vol.MultipleInvalid as err:
+        first = sorted(err.errors, key=lambda e: [str(p) for p in e.path])[0]
+        raise ConfigError(f"{_path(first.path)}: {first.msg}") from err
+    names: set[str] = set()
+    for index, source in enumerate(config["sources"]):
+        if source["name"] in names:
+            raise ConfigError(f"sources[{index}].name: {source['name']!r} is used twice")
+        names.add(source["name"])
+        broker = source.get("broker")
+        if broker is not None and broker not in config["brokers"]:
+            raise ConfigError(f"sources[{index}].broker: no [brokers.{broker}] is configured")
+    return config
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from err
+    return loads(text)
+
+
+def loads(text: str) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}") from err
+    return validate(raw)

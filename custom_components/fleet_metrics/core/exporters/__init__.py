@@ -1,0 +1,1 @@
+"""Sinks that turn samples into an output format."""

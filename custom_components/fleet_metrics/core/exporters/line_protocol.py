@@ -1,0 +1,65 @@
+"""InfluxDB line protocol encoding.
+
+Written by hand because no maintained library encodes without pulling in a whole client;
+the rules are the ones in the InfluxDB line protocol reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from ..sample import FieldValue, Sample
+
+_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r"})
+_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\r": r"\r"})
+
+
+def _escape_measurement(name: str) -> str:
+    return name.replace("\\", "\\\\").translate(_MEASUREMENT_ESCAPES)
+
+
+def _escape_key(key: str) -> str:
+    return key.replace("\\", "\\\\").translate(_KEY_ESCAPES)
+
+
+def _escape_string_field(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def format_field_value(value: FieldValue) -> str | None:
+    """Encode one field value; None for values line protocol cannot carry (NaN, ±inf)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return repr(value)
+    return _escape_string_field(value)
+
+
+def encode_sample(sample: Sample) -> str | None:
+    """One line without the newline; None when no field survives (a line needs one)."""
+    fields = []
+    for key, value in sample.fields.items():
+        encoded = format_field_value(value)
+        if encoded is not None and key:
+            fields.append(f"{_escape_key(key)}={encoded}")
+    if not fields:
+        return None
+    head = _escape_measurement(sample.measurement)
+    tags = "".join(
+        f",{_escape_key(key)}={_escape_key(value)}"
+        for key, value in sorted(sample.tags.items())
+        if key and value
+    )
+    return f"{head}{tags} {','.join(fields)} {sample.time_ns}"
+
+
+def encode_samples(samples: Iterable[Sample]) -> str:
+    """Lines for every encodable sample, each ending in a newline."""
+    lines = [line for line in map(encode_sample, samples) if line is not None]
+    return "".join(f"{line}\n" for line in lines)

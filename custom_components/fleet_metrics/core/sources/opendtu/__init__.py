@@ -1,0 +1,1 @@
+"""OpenDTU solar gateways: HTTP API and live WebSocket."""

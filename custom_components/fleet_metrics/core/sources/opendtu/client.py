@@ -1,0 +1,139 @@
+"""aiohttp client for the OpenDTU web API and its ``/livedata`` WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+
+from .models import LiveData, NetworkInfo, SystemInfo
+from .parser import PayloadError, parse_livedata, parse_network_status, parse_system_status
+
+_LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_USERNAME = "admin"
+
+
+class OpenDtuError(Exception):
+    """Base for everything the client raises."""
+
+
+class CannotConnect(OpenDtuError):
+    """The DTU did not answer, or not over HTTP."""
+
+
+class InvalidAuth(OpenDtuError):
+    """The DTU refused the credentials (or demands some and none were given)."""
+
+
+class DtuBusy(OpenDtuError):
+    """HTTP 429: the DTU is short of memory and asks to come back later."""
+
+    def __init__(self, retry_after: float | None) -> None:
+        super().__init__(f"DTU busy, retry after {retry_after or 'an unknown time'} s")
+        self.retry_after = retry_after
+
+
+class BadResponse(OpenDtuError):
+    """The DTU answered, but not with data we can use."""
+
+
+class OpenDtuClient:
+    """Thin typed access to the read-only OpenDTU endpoints."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._session = session
+        self.url = url.rstrip("/")
+        self._auth = (
+            aiohttp.BasicAuth(username or DEFAULT_USERNAME, password) if password else None
+        )
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        try:
+            async with self._session.get(
+                f"{self.url}{path}",
+                params=params,
+                auth=self._auth,
+                timeout=self._timeout,
+                # Keeps the DTU from sending WWW-Authenticate, as its own web app does.
+                headers={"X-Requested-With": "XMLHttpRequest"},
+            ) as response:
+                body = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise CannotConnect(f"{self.url}{path}: {err or type(err).__name__}") from err
+        if status in (401, 403):
+            raise InvalidAuth(f"{path}: HTTP {status}")
+        if status == 429:
+            raise DtuBusy(float(retry_after) if retry_after and retry_after.isdigit() else None)
+        if status == 404:
+            raise BadResponse(f"{path}: not found (not an OpenDTU, or older firmware)")
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as err:
+            raise BadResponse(f"{path}: HTTP {status}, body is not JSON") from err
+        if status >= 400:
+            message = data.get("message") if isinstance(data, dict) else None
+            raise BadResponse(f"{path}: HTTP {status} {message or ''}".rstrip())
+        if data is None:
+            raise BadResponse(f"{path}: empty body (the DTU is out of memory)")
+        return data
+
+    async def system_status(self) -> SystemInfo:
+        return _parsed(parse_system_status, await self._get_json("/api/system/status"))
+
+    async def network_status(self) -> NetworkInfo | None:
+        """None on firmware that has no such endpoint."""
+        try:
+            body = await self._get_json("/api/network/status")
+        except BadResponse:
+            return None
+        return _parsed(parse_network_status, body)
+
+    async def livedata(self, serial: str | None = None) -> LiveData:
+        params = {"inv": serial} if serial else None
+        return _parsed(parse_livedata, await self._get_json("/api/livedata/status", params))
+
+    async def live_messages(self, heartbeat: float = 30.0) -> AsyncIterator[str]:
+        """Raw text pushes from ``/livedata``; raises CannotConnect when it cannot open.
+
+        Messages are yielded undecoded so the caller can count a bad one and go on.
+        """
+        ws_url = "ws" + self.url[len("http") :] + "/livedata"
+        try:
+            ws = await self._session.ws_connect(ws_url, auth=self._auth, heartbeat=heartbeat)
+        except aiohttp.WSServerHandshakeError as err:
+            if err.status in (401, 403):
+                raise InvalidAuth(f"/livedata: HTTP {err.status}") from err
+            raise CannotConnect(f"/livedata: HTTP {err.status}") from err
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise CannotConnect(f"/livedata: {err or type(err).__name__}") from err
+        try:
+            async for message in ws:
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    yield message.data
+                elif message.type is aiohttp.WSMsgType.ERROR:
+                    raise CannotConnect(f"/livedata: {ws.exception()}")
+        finally:
+            await asyncio.shield(ws.close())
+
+
+def _parsed(parse: Callable[[Any], T], body: Any) -> T:
+    try:
+        return parse(body)
+    except PayloadError as err:
+        raise BadResponse(str(err)) from err

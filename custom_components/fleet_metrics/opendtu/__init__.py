@@ -1,0 +1,43 @@
+"""OpenDTU glue: the core collector behind a coordinator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+
+from ..const import CONF_WEBSOCKET
+from ..core.sources.opendtu.client import OpenDtuClient
+from ..core.sources.opendtu.collector import OpenDtuCollector
+from .coordinator import OpenDtuCoordinator
+
+if TYPE_CHECKING:
+    from homeassistant.config_entries import ConfigEntry
+
+
+@dataclass(slots=True)
+class OpenDtuRuntime:
+    coordinator: OpenDtuCoordinator
+
+
+def client_from_config(hass: HomeAssistant, data: dict[str, str]) -> OpenDtuClient:
+    return OpenDtuClient(
+        async_get_clientsession(hass),
+        data[CONF_URL],
+        data.get(CONF_USERNAME) or None,
+        data.get(CONF_PASSWORD) or None,
+    )
+
+
+async def async_setup_opendtu(hass: HomeAssistant, entry: ConfigEntry) -> OpenDtuRuntime:
+    collector = OpenDtuCollector(client_from_config(hass, dict(entry.data)))
+    coordinator = OpenDtuCoordinator(hass, entry, collector)
+    await coordinator.async_config_entry_first_refresh()
+    if entry.options.get(CONF_WEBSOCKET, True):
+        entry.async_create_background_task(
+            hass, coordinator.async_follow_live(), f"fleet_metrics live {entry.title}"
+        )
+    return OpenDtuRuntime(coordinator)

@@ -1,0 +1,118 @@
+"""OpenDTU binary sensors: inverter radio reach and production, DTU warnings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from homeassistant.components.binary_sensor import (
+    BinarySensorDeviceClass,
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.const import EntityCategory
+from homeassistant.core import callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from ..core.sources.opendtu.models import Hints, Inverter
+from .coordinator import OpenDtuCoordinator
+from .entity import OpenDtuEntity, OpenDtuInverterEntity
+
+
+@dataclass(frozen=True, kw_only=True)
+class HintDescription(BinarySensorEntityDescription):
+    value_fn: Callable[[Hints], bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class InverterFlagDescription(BinarySensorEntityDescription):
+    value_fn: Callable[[Inverter], bool]
+
+
+HINTS: tuple[HintDescription, ...] = (
+    HintDescription(
+        key="time_not_synchronized",
+        translation_key="time_not_synchronized",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda h: h.time_sync,
+    ),
+    HintDescription(
+        key="radio_problem",
+        translation_key="radio_problem",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda h: h.radio_problem,
+    ),
+    HintDescription(
+        key="default_password",
+        translation_key="default_password",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda h: h.default_password,
+    ),
+)
+
+INVERTER_FLAGS: tuple[InverterFlagDescription, ...] = (
+    InverterFlagDescription(
+        key="reachable",
+        translation_key="reachable",
+        device_class=BinarySensorDeviceClass.CONNECTIVITY,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda i: i.reachable,
+    ),
+    InverterFlagDescription(
+        key="producing",
+        translation_key="producing",
+        device_class=BinarySensorDeviceClass.RUNNING,
+        value_fn=lambda i: i.producing,
+    ),
+)
+
+
+class HintBinarySensor(OpenDtuEntity, BinarySensorEntity):
+    entity_description: HintDescription
+
+    @property
+    def is_on(self) -> bool:
+        return self.entity_description.value_fn(self.coordinator.data.hints)
+
+
+class InverterBinarySensor(OpenDtuInverterEntity, BinarySensorEntity):
+    """Reach and production stay available when the inverter is out of radio reach:
+    that is exactly what they report."""
+
+    entity_description: InverterFlagDescription
+
+    def __init__(
+        self,
+        coordinator: OpenDtuCoordinator,
+        inverter: Inverter,
+        description: InverterFlagDescription,
+    ) -> None:
+        super().__init__(coordinator, inverter, description, available_when_unreachable=True)
+
+    @property
+    def is_on(self) -> bool | None:
+        inverter = self.inverter
+        return self.entity_description.value_fn(inverter) if inverter else None
+
+
+def async_setup_binary_sensors(
+    coordinator: OpenDtuCoordinator, async_add_entities: AddConfigEntryEntitiesCallback
+) -> Callable[[], None]:
+    async_add_entities(HintBinarySensor(coordinator, description) for description in HINTS)
+    known: set[str] = set()
+
+    @callback
+    def add_new_inverters() -> None:
+        for serial, inverter in coordinator.data.inverters.items():
+            if serial not in known:
+                known.add(serial)
+                async_add_entities(
+                    InverterBinarySensor(coordinator, inverter, description)
+                    for description in INVERTER_FLAGS
+                )
+
+    add_new_inverters()
+    return coordinator.async_add_listener(add_new_inverters)

@@ -1,0 +1,79 @@
+"""Base entities: one for the DTU itself, one for each inverter behind it."""
+
+from __future__ import annotations
+
+from homeassistant.const import CONF_URL
+from homeassistant.helpers.device_registry import CONNECTION_NETWORK_MAC, DeviceInfo, format_mac
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from ..const import DOMAIN
+from ..core.sources.opendtu.models import Inverter
+from .coordinator import OpenDtuCoordinator
+
+
+def inverter_identifier(serial: str) -> tuple[str, str]:
+    return (DOMAIN, f"opendtu_inverter_{serial}")
+
+
+class OpenDtuEntity(CoordinatorEntity[OpenDtuCoordinator]):
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: OpenDtuCoordinator, description: EntityDescription) -> None:
+        super().__init__(coordinator)
+        self.entity_description = description
+        entry = coordinator.config_entry
+        self._attr_unique_id = f"{entry.unique_id}_{description.key}"
+        system = coordinator.data.system
+        network = coordinator.data.network
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, str(entry.unique_id))},
+            connections=(
+                {(CONNECTION_NETWORK_MAC, format_mac(network.mac))}
+                if network and network.mac
+                else set()
+            ),
+            name=system.hostname or entry.title,
+            manufacturer="OpenDTU",
+            model=system.chip_model,
+            sw_version=system.firmware,
+            configuration_url=entry.data[CONF_URL],
+        )
+
+
+class OpenDtuInverterEntity(CoordinatorEntity[OpenDtuCoordinator]):
+    """An inverter value; unavailable while the DTU cannot reach the inverter by radio,
+    unless the description says the value stays true (energy totals, limits)."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self,
+        coordinator: OpenDtuCoordinator,
+        inverter: Inverter,
+        description: EntityDescription,
+        available_when_unreachable: bool = False,
+    ) -> None:
+        super().__init__(coordinator)
+        self.entity_description = description
+        self.serial = inverter.serial
+        self._available_when_unreachable = available_when_unreachable
+        self._attr_unique_id = f"opendtu_{inverter.serial}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={inverter_identifier(inverter.serial)},
+            name=inverter.name,
+            manufacturer="Hoymiles",
+            serial_number=inverter.serial,
+            via_device=(DOMAIN, str(coordinator.config_entry.unique_id)),
+        )
+
+    @property
+    def inverter(self) -> Inverter | None:
+        return self.coordinator.data.inverters.get(self.serial)
+
+    @property
+    def available(self) -> bool:
+        inverter = self.inverter
+        if not super().available or inverter is None:
+            return False
+        return inverter.reachable or self._available_when_unreachable

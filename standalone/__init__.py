@@ -1,0 +1,3 @@
+"""Fleet Metrics headless runner: the shared core with Prometheus and line protocol outputs."""
+
+__version__ = "0.1.0"

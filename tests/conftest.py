@@ -1,0 +1,23 @@
+"""Shared test setup.
+
+The Home Assistant harness puts its own ``custom_components`` on ``sys.path`` when the
+``hass`` fixture starts; importing ours first makes it the one that is found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import pytest
+
+import custom_components.fleet_metrics  # noqa: F401 - see the module docstring
+
+pytest_plugins = ["tests.opendtu_fake"]
+
+
+@pytest.fixture(autouse=True)
+def _custom_integrations(request: pytest.FixtureRequest) -> Generator[None]:
+    """Let HA load our integration in every test that starts ``hass``."""
+    if "hass" in request.fixturenames:
+        request.getfixturevalue("enable_custom_integrations")
+    yield
