@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the configured sources and outputs")
     run.add_argument("-c", "--config", type=Path, help="TOML config (default: built-in demo)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--listen", help='override [prometheus] listen ("host:port", "" to disable)')
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("-c", "--config", type=Path, required=True)
     return parser
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = _load(args.config)
+        if getattr(args, "listen", None) is not None:
+            config["prometheus"] = {**config["prometheus"], "listen": args.listen}  # type: ignore[dict-item]
+            config = config_module.validate(config)
     except config_module.ConfigError as err:
         print(f"fleet-metrics: config error: {err}", file=sys.stderr)
         return EXIT_CONFIG

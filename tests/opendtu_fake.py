@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "opendtu"
@@ -73,21 +75,19 @@ class FakeOpenDtu:
     async def _live(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        receiver = asyncio.create_task(ws.receive())
+
+        async def pump() -> None:
+            while True:
+                await ws.send_str(await self.ws_messages.get())
+
+        pump_task = asyncio.create_task(pump())
         try:
-            while not ws.closed:
-                getter = asyncio.create_task(self.ws_messages.get())
-                done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-                if receiver in done:
-                    getter.cancel()
-                    message = receiver.result()
-                    if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                        break
-                    receiver = asyncio.create_task(ws.receive())
-                    continue
-                await ws.send_str(getter.result())
+            async for _ in ws:  # the DTU ignores what clients send; this waits for close
+                pass
         finally:
-            receiver.cancel()
+            pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await pump_task
         return ws
 
 
@@ -119,8 +119,6 @@ async def opendtu() -> AsyncGenerator[FakeOpenDtu]:
 
 def _overview_of(detail: str) -> str:
     """The v24.2+ overview the DTU would send for a detail body: channels removed."""
-    import json
-
     body = json.loads(detail)
     for inverter in body["inverters"]:
         for key in ("AC", "DC", "INV", "events"):

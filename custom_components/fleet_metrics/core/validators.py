@@ -9,6 +9,7 @@ import voluptuous as vol
 
 positive_seconds = vol.All(vol.Coerce(float), vol.Range(min=0.05, max=86400))
 port_number = vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))
+listen_port = vol.All(vol.Coerce(int), vol.Range(min=0, max=65535))
 
 
 def http_url(value: Any) -> str:
@@ -35,7 +36,7 @@ def listen_address(value: Any) -> str:
     if not isinstance(value, str) or ":" not in value:
         raise vol.Invalid("expected host:port, e.g. 127.0.0.1:9847")
     host, _, port = value.rpartition(":")
-    port_number(port)
+    listen_port(port)  # 0 asks the OS for a free port
     if not host:
         raise vol.Invalid("expected host:port, e.g. 127.0.0.1:9847")
     return value

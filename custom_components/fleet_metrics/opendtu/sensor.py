@@ -159,7 +159,7 @@ INVERTER_SENSORS: tuple[InverterSensorDescription, ...] = (
     ),
     _inverter(
         "rssi",
-        _value("rssi"),
+        lambda i: i.rssi,
         SensorDeviceClass.SIGNAL_STRENGTH,
         SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
         diagnostic=True,

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 
 from ..sample import FieldValue, Sample
 
-_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r"})
-_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\r": r"\r"})
+# Line protocol cannot carry a newline in a name or tag at all: it becomes a space there.
+_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\ ", "\r": r"\ "})
+_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\ ", "\r": r"\ "})
 
 
 def _escape_measurement(name: str) -> str:
@@ -24,7 +25,9 @@ def _escape_key(key: str) -> str:
 
 
 def _escape_string_field(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    # Only \\ and \" are escapes inside strings; a newline is written as the two
+    # characters \n so that no output line is ever split.
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     return f'"{escaped}"'
 
 

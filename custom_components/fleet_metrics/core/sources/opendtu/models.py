@@ -27,6 +27,7 @@ class Inverter:
     limit_absolute: float | None = None
     events: int | None = None
     radio: dict[str, int] = field(default_factory=dict)
+    rssi: float | None = None
     # AC and inverter-level values (power, voltage, yield_total, temperature, ...).
     values: dict[str, float] = field(default_factory=dict)
     strings: dict[int, DcString] = field(default_factory=dict)

@@ -122,8 +122,7 @@ def parse_inverter(raw: Mapping[str, Any]) -> Inverter:
     radio = raw.get("radio_stats")
     if isinstance(radio, Mapping):
         inverter.radio = {k: v for k, v in radio.items() if isinstance(v, int) and k != "rssi"}
-        if isinstance(rssi := radio.get("rssi"), int | float):
-            inverter.values["rssi"] = float(rssi)
+        inverter.rssi = _number(radio.get("rssi"))
 
     if "AC" in raw or "INV" in raw or "DC" in raw:
         # v23.4+: AC."0" holds the AC values (and, before v24.2, power_dc/yields/efficiency).

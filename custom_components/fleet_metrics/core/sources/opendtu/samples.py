@@ -25,7 +25,6 @@ _VALUE_FIELDS: dict[str, tuple[str, float]] = {
     "temperature": ("temperature_celsius", 1.0),
     "efficiency": ("efficiency_ratio", 0.01),
     "irradiation": ("irradiation_ratio", 0.01),
-    "rssi": ("rssi_dbm", 1.0),
 }
 _RADIO_COUNTERS = {
     "tx_request": "radio_tx_requests",
@@ -84,6 +83,8 @@ def inverter_samples(dtu: str, inverter: Inverter, time_ns: int) -> Iterable[Sam
         fields["limit_relative_ratio"] = inverter.limit_relative / 100.0
     if inverter.limit_absolute is not None:
         fields["limit_absolute_watts"] = inverter.limit_absolute
+    if inverter.rssi is not None:
+        fields["rssi_dbm"] = inverter.rssi
     if inverter.data_age is not None:
         fields["data_age_seconds"] = inverter.data_age
     for key, name in _RADIO_COUNTERS.items():

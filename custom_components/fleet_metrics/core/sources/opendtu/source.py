@@ -40,6 +40,8 @@ class OpenDtuSource(Source):
     def __init__(self, name: str, config: Any) -> None:
         super().__init__(name, config)
         self.connected: bool | None = None
+        self._polls = 0
+        self._bad_answers = 0
 
     async def run(self, emit: Emit) -> None:
         cfg = self.config
@@ -53,6 +55,7 @@ class OpenDtuSource(Source):
 
             def on_live(snapshot: DtuSnapshot, updated: list[Inverter]) -> None:
                 self._emit_all(emit, snapshot_samples(self.name, snapshot, updated))
+                self._count(collector)
 
             try:
                 while True:
@@ -69,8 +72,6 @@ class OpenDtuSource(Source):
                             next_live_attempt = time.monotonic() + cfg["websocket_retry"]
                     else:
                         await asyncio.sleep(delay)
-                    self.stats.messages = collector.live_messages
-                    self.stats.parse_errors = collector.parse_errors
             finally:
                 if live is not None:
                     live.cancel()
@@ -82,9 +83,14 @@ class OpenDtuSource(Source):
             emit(sample)
         self.stats.emitted(len(samples))
 
+    def _count(self, collector: OpenDtuCollector) -> None:
+        self.stats.messages = self._polls + collector.live_messages
+        self.stats.parse_errors = self._bad_answers + collector.parse_errors
+
     async def _poll(self, collector: OpenDtuCollector, emit: Emit) -> float:
         """One full poll; returns how long to wait before the next one."""
         interval: float = self.config["interval"]
+        self._polls += 1
         try:
             snapshot = await collector.refresh()
         except DtuBusy as err:
@@ -94,7 +100,8 @@ class OpenDtuSource(Source):
             if self.connected is not False:
                 _LOGGER.warning("%s: DTU unavailable: %s", self.name, err)
             if not isinstance(err, CannotConnect):
-                self.stats.parse_errors += 1
+                self._bad_answers += 1
+                self._count(collector)
             self.connected = False
             emit(down_sample(self.name))
             return interval
@@ -108,6 +115,7 @@ class OpenDtuSource(Source):
             )
         self.connected = True
         self._emit_all(emit, snapshot_samples(self.name, snapshot))
+        self._count(collector)
         return interval
 
     def _log_live_end(self, live: asyncio.Task[None]) -> None:

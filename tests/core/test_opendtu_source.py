@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from custom_components.fleet_metrics.core.sample import Sample
+from custom_components.fleet_metrics.core.sources.opendtu.source import SCHEMA, OpenDtuSource
+from tests.opendtu_fake import FakeOpenDtu, fixture_text
+
+import voluptuous as vol
+
+
+def make_source(url: str, **overrides: Any) -> OpenDtuSource:
+    config = vol.Schema(SCHEMA)({"url": url, "interval": 0.05, **overrides})
+    return OpenDtuSource("roof", config)
+
+
+async def run_until(
+    source: OpenDtuSource, seen: list[Sample], done: Callable[[], bool], timeout: float = 5
+) -> None:
+    task = asyncio.create_task(source.run(seen.append))
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def by_measurement(seen: list[Sample], measurement: str) -> list[Sample]:
+    return [s for s in seen if s.measurement == measurement]
+
+
+async def test_poll_emits_dtu_inverter_and_string_samples_in_base_units(
+    opendtu: FakeOpenDtu,
+) -> None:
+    source = make_source(opendtu.url, websocket=False)
+    seen: list[Sample] = []
+    await run_until(source, seen, lambda: len(by_measurement(seen, "opendtu_string")) >= 2)
+    inverter = by_measurement(seen, "opendtu_inverter")[0]
+    assert inverter.tags == {"dtu": "roof", "serial": "114182345678", "inverter": "HM800"}
+    fields = inverter.fields
+    assert fields["power_watts"] == 70.1
+    assert fields["yield_day_joules"] == 48 * 3600
+    assert fields["yield_total_joules"] == pytest.approx(48.54 * 3_600_000)
+    assert fields["efficiency_ratio"] == pytest.approx(0.95245)
+    assert fields["limit_relative_ratio"] == 1.0
+    assert fields["reachable"] is True
+    assert fields["rssi_dbm"] == -30.0
+    assert fields["radio_tx_requests"] == 1832
+    assert "radio_tx_requests" in inverter.counters
+    strings = by_measurement(seen, "opendtu_string")
+    assert {s.tags["string"] for s in strings} == {"0", "1"}
+    assert strings[0].fields["irradiation_ratio"] == pytest.approx(0.08902)
+    dtu = [s for s in by_measurement(seen, "opendtu_dtu") if "up" in s.fields][0]
+    assert dtu.fields["up"] is True
+    assert dtu.fields["uptime_seconds"] == 34314
+    info = [s for s in by_measurement(seen, "opendtu_dtu") if "info" in s.fields][0]
+    assert info.tags["firmware"] == "v26.3.30"
+    assert source.stats.samples == len(seen)
+
+
+async def test_unreachable_dtu_reports_down_and_recovers(
+    opendtu: FakeOpenDtu, caplog: pytest.LogCaptureFixture
+) -> None:
+    opendtu.failures["/api/system/status"] = (500, '{"message":"boom"}')
+    source = make_source(opendtu.url, websocket=False)
+    seen: list[Sample] = []
+    await run_until(source, seen, lambda: sum(s.fields.get("up") is False for s in seen) >= 3)
+    assert source.connected is False
+    assert source.stats.parse_errors >= 3
+    assert caplog.text.count("DTU unavailable") == 1, "a lasting failure is logged once"
+    del opendtu.failures["/api/system/status"]
+    seen.clear()
+    await run_until(source, seen, lambda: any(s.fields.get("up") is True for s in seen))
+    assert source.connected is True
+
+
+async def test_live_websocket_pushes_become_samples(opendtu: FakeOpenDtu) -> None:
+    source = make_source(opendtu.url, live_poll_interval=60)
+    seen: list[Sample] = []
+
+    def pushed() -> bool:
+        if opendtu.ws_messages.empty() and not any(
+            s.fields.get("power_watts") == 72.3 for s in seen
+        ):
+            opendtu.ws_messages.put_nowait(fixture_text("ws_livedata_message.json"))
+        return any(s.fields.get("power_watts") == 72.3 for s in seen)
+
+    await run_until(source, seen, pushed)
+    polls = [r for r in opendtu.requests if r == "/api/system/status"]
+    assert len(polls) == 1, "while live, the next full poll waits for live_poll_interval"
+
+
+async def test_without_websocket_it_falls_back_to_polling(
+    opendtu: FakeOpenDtu, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    opendtu.websocket = False
+    source = make_source(opendtu.url, live_poll_interval=60)
+    seen: list[Sample] = []
+    await run_until(
+        source, seen, lambda: opendtu.requests.count("/api/system/status") >= 3
+    )
+    assert "live WebSocket ended" in caplog.text
+    assert opendtu.requests.count("/livedata") == 1, "the retry waits for websocket_retry"

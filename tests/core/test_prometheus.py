@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from custom_components.fleet_metrics.core.exporters.prometheus import (
+    PrometheusSink,
+    sanitize_label_name,
+    sanitize_metric_name,
+)
+from custom_components.fleet_metrics.core.sample import Sample
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def render(sink: PrometheusSink) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(sink)
+    return generate_latest(registry).decode()
+
+
+def promtool_check(text: str) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: .ci/run installs the Debian package prometheus")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("opendtu_inverter_power_watts", "opendtu_inverter_power_watts"),
+        ("Power DC", "Power_DC"),
+        ("DS18B20-1_temperature", "DS18B20_1_temperature"),
+        ("1st", "_1st"),
+        ("a:b", "a:b"),
+        ("Temperatur°C", "Temperatur_C"),
+    ],
+)
+def test_metric_names_are_sanitised(raw: str, clean: str) -> None:
+    assert sanitize_metric_name(raw) == clean
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"), [("device id", "device_id"), ("a:b", "a_b"), ("__x", "x"), ("9", "_9")]
+)
+def test_label_names_are_sanitised(raw: str, clean: str) -> None:
+    assert sanitize_label_name(raw) == clean
+
+
+def test_gauges_counters_help_and_labels_pass_promtool() -> None:
+    sink = PrometheusSink(
+        help_texts={"opendtu_inverter_power_watts": "AC output power."}, clock=Clock()
+    )
+    sink.add(
+        Sample(
+            "opendtu_inverter",
+            {"serial": "114182345678", "inverter": 'Büro "4"\\süd', "string name": "x"},
+            {"power_watts": 70.1, "radio_tx_requests": 1832, "reachable": True, "fw": "text"},
+            counters=frozenset({"radio_tx_requests"}),
+        )
+    )
+    text = render(sink)
+    promtool_check(text)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    power = families["opendtu_inverter_power_watts"]
+    assert power.type == "gauge"
+    assert power.documentation == "AC output power."
+    assert power.samples[0].value == pytest.approx(70.1)
+    assert power.samples[0].labels == {
+        "serial": "114182345678",
+        "inverter": 'Büro "4"\\süd',
+        "string_name": "x",
+    }
+    requests = families["opendtu_inverter_radio_tx_requests"]
+    assert requests.type == "counter"
+    assert requests.samples[0].name == "opendtu_inverter_radio_tx_requests_total"
+    assert families["opendtu_inverter_reachable"].samples[0].value == 1.0
+    assert "opendtu_inverter_fw" not in families, "strings are not sample values"
+
+
+def test_last_value_wins_per_series_and_series_are_kept_apart() -> None:
+    sink = PrometheusSink(clock=Clock())
+    sink.add(Sample("m", {"dev": "a"}, {"v": 1.0}))
+    sink.add(Sample("m", {"dev": "b"}, {"v": 2.0}))
+    sink.add(Sample("m", {"dev": "a"}, {"v": 3.0}))
+    values = {
+        s.labels["dev"]: s.value
+        for f in text_string_to_metric_families(render(sink))
+        for s in f.samples
+    }
+    assert values == {"a": 3.0, "b": 2.0}
+    assert sink.series_count() == 2
+
+
+def test_series_expire_after_the_ttl() -> None:
+    clock = Clock()
+    sink = PrometheusSink(ttl=60, clock=clock)
+    sink.add(Sample("m", {"dev": "old"}, {"v": 1.0}))
+    clock.now += 30
+    sink.add(Sample("m", {"dev": "new"}, {"v": 2.0}))
+    clock.now += 45  # old is 75 s old, new 45 s
+    text = render(sink)
+    assert 'dev="new"' in text
+    assert 'dev="old"' not in text
+    clock.now += 60
+    assert render(sink) == ""
+    assert sink.series_count() == 0
+
+
+def test_empty_tag_values_are_not_labels() -> None:
+    sink = PrometheusSink(clock=Clock())
+    sink.add(Sample("m", {"dev": "a", "name": ""}, {"v": 1.0}))
+    (family,) = text_string_to_metric_families(render(sink))
+    assert family.samples[0].labels == {"dev": "a"}

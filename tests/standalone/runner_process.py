@@ -1,0 +1,102 @@
+"""Runs ``fleet-metrics`` as a real subprocess and collects what it prints."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+LISTEN_RE = re.compile(r"serving /metrics and /healthz on [\d.]+:(\d+)")
+
+
+class RunnerProcess:
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.stdout_lines: list[str] = []
+        self.stderr_lines: list[str] = []
+        self.port: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._readers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> RunnerProcess:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fleet_metrics",
+            *self.args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert self._proc.stdout and self._proc.stderr
+        self._readers = [
+            asyncio.create_task(self._read(self._proc.stdout, self.stdout_lines)),
+            asyncio.create_task(self._read(self._proc.stderr, self.stderr_lines)),
+        ]
+        return self
+
+    async def _read(self, stream: asyncio.StreamReader, into: list[str]) -> None:
+        async for raw in stream:
+            line = raw.decode().rstrip("\n")
+            into.append(line)
+            if self.port is None and (match := LISTEN_RE.search(line)):
+                self.port = int(match.group(1))
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.stderr_lines)
+
+    async def wait_for(self, predicate: object, timeout: float = 10.0) -> None:
+        assert callable(predicate)
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                if self._proc is not None and self._proc.returncode is not None:
+                    raise AssertionError(f"runner exited early:\n{self.stderr}")
+                await asyncio.sleep(0.05)
+
+    async def get(self, path: str) -> tuple[int, str]:
+        await self.wait_for(lambda: self.port is not None)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{self.port}{path}") as response,
+        ):
+            return response.status, await response.text()
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(sig)
+
+    async def wait(self, timeout: float = 10.0) -> int:
+        assert self._proc is not None
+        async with asyncio.timeout(timeout):
+            code = await self._proc.wait()
+            await asyncio.gather(*self._readers)
+        return code
+
+    async def kill(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+            await self._proc.wait()
+        for reader in self._readers:
+            reader.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+
+
+def write_config(path: Path, sources: str, flush: float = 0.2) -> Path:
+    path.write_text(
+        f"""
+[prometheus]
+listen = "127.0.0.1:0"
+
+[line_protocol]
+output = "stdout"
+flush_interval = {flush}
+
+{sources}
+""",
+        encoding="utf-8",
+    )
+    return path
