@@ -37,6 +37,7 @@ class FakeOpenDtu:
     ws_messages: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     requests: list[str] = field(default_factory=list)
     server: TestServer | None = None
+    sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
     @property
     def url(self) -> str:
@@ -75,6 +76,7 @@ class FakeOpenDtu:
     async def _live(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        self.sockets.add(ws)
 
         async def pump() -> None:
             while True:
@@ -85,10 +87,21 @@ class FakeOpenDtu:
             async for _ in ws:  # the DTU ignores what clients send; this waits for close
                 pass
         finally:
+            self.sockets.discard(ws)
             pump_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await pump_task
         return ws
+
+    async def drop_live_clients(self) -> None:
+        """Close every live WebSocket, as a rebooting DTU would."""
+        for ws in list(self.sockets):
+            await ws.close()
+
+    async def close(self) -> None:
+        await self.drop_live_clients()
+        if self.server is not None:
+            await self.server.close()
 
 
 def _json(body: str) -> web.Response:
@@ -113,8 +126,7 @@ async def opendtu() -> AsyncGenerator[FakeOpenDtu]:
     )
     await start_fake(fake)
     yield fake
-    assert fake.server is not None
-    await fake.server.close()
+    await fake.close()
 
 
 def _overview_of(detail: str) -> str:

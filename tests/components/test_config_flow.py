@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import pytest
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.const import CONF_PASSWORD, CONF_SCAN_INTERVAL, CONF_URL, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.fleet_metrics.const import CONF_KIND, CONF_WEBSOCKET, DOMAIN
+from tests.opendtu_fake import FakeOpenDtu, fixture_text, start_fake
+
+from .conftest import DTU_UNIQUE_ID, setup_entry
+
+
+async def start_opendtu_flow(hass: HomeAssistant) -> str:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["opendtu"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "opendtu"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "opendtu"
+    return str(result["flow_id"])
+
+
+async def test_user_flow_creates_entry_with_mac_unique_id(
+    hass: HomeAssistant, opendtu: FakeOpenDtu
+) -> None:
+    flow_id = await start_opendtu_flow(hass)
+    host = opendtu.url.removeprefix("http://")
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: host})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "OpenDTU-Buero"
+    assert result["data"] == {CONF_KIND: "opendtu", CONF_URL: opendtu.url, CONF_USERNAME: "admin"}
+    assert result["result"].unique_id == DTU_UNIQUE_ID
+    await hass.async_block_till_done()
+
+
+async def test_hostname_is_the_unique_id_without_network_status(
+    hass: HomeAssistant, opendtu: FakeOpenDtu
+) -> None:
+    opendtu.network = None
+    flow_id = await start_opendtu_flow(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: opendtu.url})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == "opendtu-buero"
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize(
+    ("breakage", "error"),
+    [
+        ({"/api/system/status": (429, "Too Many Requests")}, "dtu_busy"),
+        ({"/api/livedata/status": (200, "null")}, "not_opendtu"),
+        (
+            {"/api/livedata/status": (200, fixture_text("livedata_status_legacy_array_pre_2022_11.json"))},
+            "not_opendtu",
+        ),
+        ({"/api/system/status": (404, "Not Found")}, "not_opendtu"),
+    ],
+)
+async def test_user_flow_errors_then_recovery(
+    hass: HomeAssistant,
+    opendtu: FakeOpenDtu,
+    breakage: dict[str, tuple[int, str]],
+    error: str,
+) -> None:
+    flow_id = await start_opendtu_flow(hass)
+    opendtu.failures.update(breakage)
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: opendtu.url})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": error}
+    opendtu.failures.clear()
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: opendtu.url})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+
+async def test_user_flow_cannot_connect(hass: HomeAssistant) -> None:
+    flow_id = await start_opendtu_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_URL: "http://127.0.0.1:9"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_user_flow_invalid_url(hass: HomeAssistant) -> None:
+    flow_id = await start_opendtu_flow(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: "ftp://dtu"})
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+
+
+async def test_user_flow_invalid_auth_then_password(
+    hass: HomeAssistant, opendtu: FakeOpenDtu
+) -> None:
+    opendtu.password = "s3cret"
+    flow_id = await start_opendtu_flow(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: opendtu.url})
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_URL: opendtu.url, CONF_USERNAME: "admin", CONF_PASSWORD: "wrong"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_URL: opendtu.url, CONF_USERNAME: "admin", CONF_PASSWORD: "s3cret"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_PASSWORD] == "s3cret"
+    await hass.async_block_till_done()
+
+
+async def test_same_dtu_cannot_be_added_twice(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry
+) -> None:
+    opendtu_entry.add_to_hass(hass)
+    flow_id = await start_opendtu_flow(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: opendtu.url})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_reauth_stores_new_password(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, opendtu_entry)
+    opendtu.password = "new-secret"
+    result = await opendtu_entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_USERNAME: "admin", CONF_PASSWORD: "still-wrong"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_USERNAME: "admin", CONF_PASSWORD: "new-secret"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert opendtu_entry.data[CONF_PASSWORD] == "new-secret"
+    await hass.async_block_till_done()
+
+
+async def test_reconfigure_to_another_dtu_is_refused(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, opendtu_entry)
+    result = await opendtu_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    opendtu.network = opendtu.network.replace("34:85:18:A1:B2:C3", "34:85:18:00:00:01")  # type: ignore[union-attr]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: opendtu.url, CONF_USERNAME: "admin"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_device"
+
+
+async def test_reconfigure_changes_url_and_keeps_password(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, opendtu_entry)
+    result = await opendtu_entry.start_reconfigure_flow(hass)
+    moved = await start_fake(FakeOpenDtu(overview=opendtu.overview, details=opendtu.details))
+    try:
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_URL: moved.url, CONF_USERNAME: "admin"}
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        assert opendtu_entry.data[CONF_URL] == moved.url != opendtu.url
+        assert opendtu_entry.data[CONF_PASSWORD] == "s3cret"
+        await hass.async_block_till_done()
+    finally:
+        await hass.config_entries.async_unload(opendtu_entry.entry_id)
+        await moved.close()
+
+
+async def test_options_flow(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, opendtu_entry)
+    result = await hass.config_entries.options.async_init(opendtu_entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_SCAN_INTERVAL: 15, CONF_WEBSOCKET: False}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert opendtu_entry.options == {CONF_SCAN_INTERVAL: 15, CONF_WEBSOCKET: False}
+    await hass.async_block_till_done()
+    coordinator = opendtu_entry.runtime_data.coordinator
+    assert coordinator.update_interval.total_seconds() == 15
