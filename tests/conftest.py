@@ -6,8 +6,6 @@ The Home Assistant harness puts its own ``custom_components`` on ``sys.path`` wh
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 import pytest
 
 import custom_components.fleet_metrics  # noqa: F401 - see the module docstring
@@ -25,8 +23,7 @@ def _real_loopback(socket_enabled: None) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _custom_integrations(request: pytest.FixtureRequest) -> Generator[None]:
+def _custom_integrations(request: pytest.FixtureRequest) -> None:
     """Let HA load our integration in every test that starts ``hass``."""
     if "hass" in request.fixturenames:
         request.getfixturevalue("enable_custom_integrations")
-    yield

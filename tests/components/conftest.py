@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from unittest.mock import PropertyMock, patch
 
+import pytest
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -13,8 +14,6 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.fleet_metrics.const import CONF_KIND, CONF_WEBSOCKET, DOMAIN, KIND_OPENDTU
 from tests.opendtu_fake import FakeOpenDtu
-
-import pytest
 
 DTU_UNIQUE_ID = "34:85:18:a1:b2:c3"
 

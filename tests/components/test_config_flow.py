@@ -55,7 +55,12 @@ async def test_hostname_is_the_unique_id_without_network_status(
         ({"/api/system/status": (429, "Too Many Requests")}, "dtu_busy"),
         ({"/api/livedata/status": (200, "null")}, "not_opendtu"),
         (
-            {"/api/livedata/status": (200, fixture_text("livedata_status_legacy_array_pre_2022_11.json"))},
+            {
+                "/api/livedata/status": (
+                    200,
+                    fixture_text("livedata_status_legacy_array_pre_2022_11.json"),
+                )
+            },
             "not_opendtu",
         ),
         ({"/api/system/status": (404, "Not Found")}, "not_opendtu"),

@@ -99,7 +99,11 @@ async def test_dtu_down_makes_everything_unavailable_then_recovers(
     await setup_entry(hass, opendtu_entry)
     opendtu.failures["/api/livedata/status"] = (429, "Too Many Requests")
     await next_poll(hass)
-    for entity_id in ("sensor.hm800_power", "sensor.hm800_yield_total", "sensor.opendtu_buero_total_power"):
+    for entity_id in (
+        "sensor.hm800_power",
+        "sensor.hm800_yield_total",
+        "sensor.opendtu_buero_total_power",
+    ):
         assert hass.states.get(entity_id).state == STATE_UNAVAILABLE, entity_id  # type: ignore[union-attr]
     opendtu.failures.clear()
     await next_poll(hass)

@@ -50,8 +50,10 @@ def test_good_config_gets_defaults() -> None:
         ('[prometheus]\nlisten = "9847"', "prometheus.listen"),
         ('[line_protocol]\noutput = "kafka"', "line_protocol.output"),
         ("[brokers.home]\nport = 1883", "brokers.home.host"),
-        ('[[sources]]\nkind = "demo"\nname = "a"\n[[sources]]\nkind = "demo"\nname = "a"',
-         "sources[1].name: 'a' is used twice"),
+        (
+            '[[sources]]\nkind = "demo"\nname = "a"\n[[sources]]\nkind = "demo"\nname = "a"',
+            "sources[1].name: 'a' is used twice",
+        ),
         ("[prometheus\nlisten = 1", "not valid TOML"),
         ("colour = 'blue'", "colour: extra keys not allowed"),
     ],

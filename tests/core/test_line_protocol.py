@@ -35,7 +35,7 @@ def test_basic_line_sorted_tags_and_types() -> None:
         ("with space", {"tag key": "tag value"}, {"field key": 1.5}),
         ("com,ma", {"a,b": "c,d"}, {"e,f": 2}),
         ("equals=in=measurement", {"k=ey": "v=al"}, {"f=ld": 3.25}),
-        ("quote\"d", {"q": 'say "hi"'}, {"text": 'say "hi" \\ back\\slash'}),
+        ('quote"d', {"q": 'say "hi"'}, {"text": 'say "hi" \\ back\\slash'}),
         ("back\\slash", {"path": "C:\\temp\\"}, {"x\\y": "ends with backslash\\"}),
         ("unicode", {"name": "Büro 4 – süd ☀"}, {"Temperatur°C": 11.4, "label": "Grüße"}),
         ("ints", {}, {"big": 2**62, "neg": -5, "zero": 0}),
@@ -87,6 +87,10 @@ def test_tags_sorted_by_key() -> None:
 
 def test_encode_samples_skips_empty_and_ends_each_line() -> None:
     text = encode_samples(
-        [Sample("a", {}, {"v": 1}, T), Sample("b", {}, {"v": math.nan}, T), Sample("c", {}, {"v": 2}, T)]
+        [
+            Sample("a", {}, {"v": 1}, T),
+            Sample("b", {}, {"v": math.nan}, T),
+            Sample("c", {}, {"v": 2}, T),
+        ]
     )
     assert text == "a v=1i 1700000000123456789\nc v=2i 1700000000123456789\n"

@@ -6,12 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import voluptuous as vol
 
 from custom_components.fleet_metrics.core.sample import Sample
 from custom_components.fleet_metrics.core.sources.opendtu.source import SCHEMA, OpenDtuSource
 from tests.opendtu_fake import FakeOpenDtu, fixture_text
-
-import voluptuous as vol
 
 
 def make_source(url: str, **overrides: Any) -> OpenDtuSource:
@@ -58,10 +57,10 @@ async def test_poll_emits_dtu_inverter_and_string_samples_in_base_units(
     strings = by_measurement(seen, "opendtu_string")
     assert {s.tags["string"] for s in strings} == {"0", "1"}
     assert strings[0].fields["irradiation_ratio"] == pytest.approx(0.08902)
-    dtu = [s for s in by_measurement(seen, "opendtu_dtu") if "up" in s.fields][0]
+    dtu = next(s for s in by_measurement(seen, "opendtu_dtu") if "up" in s.fields)
     assert dtu.fields["up"] is True
     assert dtu.fields["uptime_seconds"] == 34314
-    info = [s for s in by_measurement(seen, "opendtu_dtu") if "info" in s.fields][0]
+    info = next(s for s in by_measurement(seen, "opendtu_dtu") if "info" in s.fields)
     assert info.tags["firmware"] == "v26.3.30"
     assert source.stats.samples == len(seen)
 
@@ -105,8 +104,6 @@ async def test_without_websocket_it_falls_back_to_polling(
     opendtu.websocket = False
     source = make_source(opendtu.url, live_poll_interval=60)
     seen: list[Sample] = []
-    await run_until(
-        source, seen, lambda: opendtu.requests.count("/api/system/status") >= 3
-    )
+    await run_until(source, seen, lambda: opendtu.requests.count("/api/system/status") >= 3)
     assert "live WebSocket ended" in caplog.text
     assert opendtu.requests.count("/livedata") == 1, "the retry waits for websocket_retry"

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+
+import pytest
 
 from custom_components.fleet_metrics.core.backoff import Backoff
 from custom_components.fleet_metrics.core.sample import Sample
@@ -84,13 +85,7 @@ async def test_starting_a_name_twice_is_refused() -> None:
     supervisor = Supervisor(lambda _: None)
     supervisor.start(Ticker("a", {}))
     try:
-        try:
+        with pytest.raises(ValueError, match="already running"):
             supervisor.start(Ticker("a", {}))
-        except ValueError as err:
-            assert "already running" in str(err)
-        else:
-            raise AssertionError("a second source with the same name was started")
     finally:
         await supervisor.stop_all()
-
-

@@ -60,7 +60,9 @@ async def test_scrape_stdout_supervision_reload_and_sigterm(
 
     # /healthz and /metrics on one server
     assert await runner.get("/healthz") == (200, "ok\n")
-    await runner.wait_for(lambda: any(line.startswith("opendtu_string") for line in runner.stdout_lines))
+    await runner.wait_for(
+        lambda: any(line.startswith("opendtu_string") for line in runner.stdout_lines)
+    )
     status, text = await runner.get("/metrics")
     assert status == 200
     promtool_check(text)
@@ -138,7 +140,8 @@ async def test_bad_config_exits_2_naming_the_key_and_starts_nothing(
 async def test_built_in_demo_config_runs(processes: list[RunnerProcess]) -> None:
     runner = await RunnerProcess("run", "--listen", "127.0.0.1:0").start()
     processes.append(runner)
-    _, text = await runner.get("/metrics")
+    status, _ = await runner.get("/metrics")
+    assert status == 200
     await runner.wait_for(lambda: len(runner.stdout_lines) >= 1, timeout=10)
     assert parse_line(runner.stdout_lines[0]).measurement == "demo"
     runner.signal(signal.SIGINT)

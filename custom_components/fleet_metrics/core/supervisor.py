@@ -62,7 +62,7 @@ class Supervisor:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # noqa: BLE001 - isolation is the point
+            except Exception as err:
                 entry.last_error = f"{type(err).__name__}: {err}"
                 if time.monotonic() - started >= self._healthy_after:
                     entry.backoff.reset()

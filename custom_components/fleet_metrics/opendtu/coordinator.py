@@ -77,7 +77,9 @@ class OpenDtuCoordinator(DataUpdateCoordinator[DtuSnapshot]):
                 if time.monotonic() - started > LIVE_HEALTHY_AFTER:
                     backoff.reset()
                 delay = backoff.next_delay()
-                _LOGGER.debug("%s: live updates stopped (%s); retry in %.0f s", self.name, reason, delay)
+                _LOGGER.debug(
+                    "%s: live updates stopped (%s); retry in %.0f s", self.name, reason, delay
+                )
                 await asyncio.sleep(delay)
         finally:
             if self._cancel_push is not None:

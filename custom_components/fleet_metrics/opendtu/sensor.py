@@ -120,9 +120,7 @@ INVERTER_SENSORS: tuple[InverterSensorDescription, ...] = (
     _inverter(
         "current", _value("current"), SensorDeviceClass.CURRENT, UnitOfElectricCurrent.AMPERE
     ),
-    _inverter(
-        "frequency", _value("frequency"), SensorDeviceClass.FREQUENCY, UnitOfFrequency.HERTZ
-    ),
+    _inverter("frequency", _value("frequency"), SensorDeviceClass.FREQUENCY, UnitOfFrequency.HERTZ),
     _inverter("power_factor", _value("power_factor"), SensorDeviceClass.POWER_FACTOR, None),
     _inverter(
         "reactive_power",
@@ -170,10 +168,30 @@ INVERTER_SENSORS: tuple[InverterSensorDescription, ...] = (
 # DC string values: (key, device class, unit, state class)
 STRING_SENSORS: tuple[tuple[str, SensorDeviceClass, str, SensorStateClass], ...] = (
     ("power", SensorDeviceClass.POWER, UnitOfPower.WATT, SensorStateClass.MEASUREMENT),
-    ("voltage", SensorDeviceClass.VOLTAGE, UnitOfElectricPotential.VOLT, SensorStateClass.MEASUREMENT),
-    ("current", SensorDeviceClass.CURRENT, UnitOfElectricCurrent.AMPERE, SensorStateClass.MEASUREMENT),
-    ("yield_day", SensorDeviceClass.ENERGY, UnitOfEnergy.WATT_HOUR, SensorStateClass.TOTAL_INCREASING),
-    ("yield_total", SensorDeviceClass.ENERGY, UnitOfEnergy.KILO_WATT_HOUR, SensorStateClass.TOTAL_INCREASING),
+    (
+        "voltage",
+        SensorDeviceClass.VOLTAGE,
+        UnitOfElectricPotential.VOLT,
+        SensorStateClass.MEASUREMENT,
+    ),
+    (
+        "current",
+        SensorDeviceClass.CURRENT,
+        UnitOfElectricCurrent.AMPERE,
+        SensorStateClass.MEASUREMENT,
+    ),
+    (
+        "yield_day",
+        SensorDeviceClass.ENERGY,
+        UnitOfEnergy.WATT_HOUR,
+        SensorStateClass.TOTAL_INCREASING,
+    ),
+    (
+        "yield_total",
+        SensorDeviceClass.ENERGY,
+        UnitOfEnergy.KILO_WATT_HOUR,
+        SensorStateClass.TOTAL_INCREASING,
+    ),
 )
 
 
@@ -261,4 +279,3 @@ def async_setup_sensors(
 
     add_new_inverters()
     return coordinator.async_add_listener(add_new_inverters)
-

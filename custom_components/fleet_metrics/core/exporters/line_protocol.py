@@ -27,7 +27,9 @@ def _escape_key(key: str) -> str:
 def _escape_string_field(value: str) -> str:
     # Only \\ and \" are escapes inside strings; a newline is written as the two
     # characters \n so that no output line is ever split.
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    escaped = (
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    )
     return f'"{escaped}"'
 
 

@@ -11,10 +11,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from prometheus_client import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample as PromSample
-
-from prometheus_client import Metric
 
 from ..sample import Sample
 

@@ -41,7 +41,7 @@ class DemoSource(Source):
         trigger: str = self.config["trigger_file"]
         ticks = 0
         while True:
-            if os.path.exists(trigger):
+            if os.path.exists(trigger):  # noqa: ASYNC240 - one stat per interval
                 raise DemoCrash(f"trigger file {trigger} exists")
             ticks += 1
             phase = time.time() / 600.0 * 2 * math.pi

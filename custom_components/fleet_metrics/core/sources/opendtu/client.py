@@ -56,9 +56,7 @@ class OpenDtuClient:
     ) -> None:
         self._session = session
         self.url = url.rstrip("/")
-        self._auth = (
-            aiohttp.BasicAuth(username or DEFAULT_USERNAME, password) if password else None
-        )
+        self._auth = aiohttp.BasicAuth(username or DEFAULT_USERNAME, password) if password else None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:

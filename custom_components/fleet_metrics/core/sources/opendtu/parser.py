@@ -116,7 +116,9 @@ def parse_inverter(raw: Mapping[str, Any]) -> Inverter:
         order=_int(raw.get("order")),
         data_age=data_age_ms / 1000.0 if data_age_ms is not None else _number(raw.get("data_age")),
         limit_relative=_number(raw.get("limit_relative")),
-        limit_absolute=limit_absolute if limit_absolute is not None and limit_absolute >= 0 else None,
+        limit_absolute=limit_absolute
+        if limit_absolute is not None and limit_absolute >= 0
+        else None,
         events=_int(raw.get("events")),
     )
     radio = raw.get("radio_stats")
@@ -182,7 +184,9 @@ def parse_livedata(body: Any) -> LiveData:
                 inverters.append(parse_inverter(raw))
             except PayloadError:
                 continue
-    return LiveData(inverters=inverters, total=_totals(body.get("total")), hints=_hints(body.get("hints")))
+    return LiveData(
+        inverters=inverters, total=_totals(body.get("total")), hints=_hints(body.get("hints"))
+    )
 
 
 def parse_system_status(body: Any) -> SystemInfo:

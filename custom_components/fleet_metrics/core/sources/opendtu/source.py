@@ -60,9 +60,13 @@ class OpenDtuSource(Source):
             try:
                 while True:
                     delay = await self._poll(collector, emit)
-                    if cfg["websocket"] and self.connected and live is None:
-                        if time.monotonic() >= next_live_attempt:
-                            live = asyncio.create_task(collector.stream(on_live))
+                    if (
+                        cfg["websocket"]
+                        and self.connected
+                        and live is None
+                        and time.monotonic() >= next_live_attempt
+                    ):
+                        live = asyncio.create_task(collector.stream(on_live))
                     if live is not None:
                         delay = max(delay, cfg["live_poll_interval"])
                         done, _ = await asyncio.wait({live}, timeout=delay)
