@@ -1,4 +1,8 @@
 # The venv lives in .venv; every target that needs it depends on its stamp.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# This image's pip config names local wheel folders that may not exist; drop only that noise.
+QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 PYTHON_BOOTSTRAP ?= $(shell for p in $$HOME/.pyenv/versions/3.13.0/bin/python python3.13; do \
 	command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
@@ -10,9 +14,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml requirements-test.txt
 	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "Python 3.13 not found (looked for ~/.pyenv/versions/3.13.0/bin/python and python3.13)"; exit 1; }
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -m pip install --quiet -r requirements-test.txt 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install --quiet -r requirements-test.txt 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import homeassistant, pytest_homeassistant_custom_component, fleet_metrics.core"
 	touch $(STAMP)
 

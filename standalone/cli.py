@@ -8,6 +8,7 @@ import logging
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .core import config as config_module
@@ -29,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path | None) -> dict[str, object]:
+def _load(path: Path | None) -> dict[str, Any]:
     if path is None:
         text = resources.files(__package__).joinpath("default_config.toml").read_text("utf-8")
         return config_module.loads(text)
@@ -41,13 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _load(args.config)
         if getattr(args, "listen", None) is not None:
-            config["prometheus"] = {**config["prometheus"], "listen": args.listen}  # type: ignore[dict-item]
-            config = config_module.validate(config)
+            config = config_module.validate(
+                {**config, "prometheus": {**config["prometheus"], "listen": args.listen}}
+            )
     except config_module.ConfigError as err:
         print(f"fleet-metrics: config error: {err}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
-        print(f"{args.config}: ok ({len(config['sources'])} sources)")  # type: ignore[arg-type]
+        print(f"{args.config}: ok ({len(config['sources'])} sources)")
         return 0
     level = (args.log_level or str(config["log_level"])).upper()
     logging.basicConfig(

@@ -68,11 +68,8 @@ class Runner:
             host, port = split_listen(listen)
             self._web_runner = web.AppRunner(create_app(self.registry), access_log=None)
             await self._web_runner.setup()
-            site = web.TCPSite(self._web_runner, host, port)
-            await site.start()
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            self.bound_port = sockets[0].getsockname()[1] if sockets else port
+            await web.TCPSite(self._web_runner, host, port).start()
+            self.bound_port = self._web_runner.addresses[0][1]
             _LOGGER.info("serving /metrics and /healthz on %s:%s", host, self.bound_port)
         for source_config in self.config["sources"]:
             self._start_source(source_config)

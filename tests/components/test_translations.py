@@ -41,4 +41,3 @@ def test_every_form_error_and_abort_reason_has_a_string() -> None:
     reasons = set(re.findall(r'reason="([a-z_]+)"', code)) | {"already_configured"}
     assert errors and errors <= set(STRINGS["config"]["error"])
     assert reasons <= set(STRINGS["config"]["abort"])
-
