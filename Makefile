@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml requirements-test.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/fleet-metrics run
+	@$(VENV)/bin/fleet-metrics run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -134,12 +134,8 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {**entry.data, **user_input}
-            if probed := await _try_opendtu(self.hass, data, errors):
-                await self.async_set_unique_id(probed[0])
-                self._abort_if_unique_id_mismatch(reason="wrong_device")
-                return self.async_update_reload_and_abort(entry, data=data)
+        if user_input is not None and (done := await self._update_entry(entry, user_input, errors)):
+            return done
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=self.add_suggested_values_to_schema(
@@ -154,12 +150,8 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {**entry.data, **user_input}
-            if probed := await _try_opendtu(self.hass, data, errors):
-                await self.async_set_unique_id(probed[0])
-                self._abort_if_unique_id_mismatch(reason="wrong_device")
-                return self.async_update_reload_and_abort(entry, data=data)
+        if user_input is not None and (done := await self._update_entry(entry, user_input, errors)):
+            return done
         suggested = user_input or {
             CONF_URL: entry.data[CONF_URL],
             CONF_USERNAME: entry.data.get(CONF_USERNAME, DEFAULT_USERNAME),
@@ -169,6 +161,17 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(OPENDTU_SCHEMA, suggested),
             errors=errors,
         )
+
+    async def _update_entry(
+        self, entry: ConfigEntry, user_input: dict[str, Any], errors: dict[str, str]
+    ) -> ConfigFlowResult | None:
+        """Probe with the changed settings; update the entry only if it is the same DTU."""
+        data = {**entry.data, **user_input}
+        if probed := await _try_opendtu(self.hass, data, errors):
+            await self.async_set_unique_id(probed[0])
+            self._abort_if_unique_id_mismatch(reason="wrong_device")
+            return self.async_update_reload_and_abort(entry, data=data)
+        return None
 
     @staticmethod
     @callback

@@ -29,28 +29,20 @@ class InverterFlagDescription(BinarySensorEntityDescription):
     value_fn: Callable[[Inverter], bool]
 
 
+def _hint(key: str, value_fn: Callable[[Hints], bool]) -> HintDescription:
+    return HintDescription(
+        key=key,
+        translation_key=key,
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=value_fn,
+    )
+
+
 HINTS: tuple[HintDescription, ...] = (
-    HintDescription(
-        key="time_not_synchronized",
-        translation_key="time_not_synchronized",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda h: h.time_sync,
-    ),
-    HintDescription(
-        key="radio_problem",
-        translation_key="radio_problem",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda h: h.radio_problem,
-    ),
-    HintDescription(
-        key="default_password",
-        translation_key="default_password",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda h: h.default_password,
-    ),
+    _hint("time_not_synchronized", lambda h: h.time_sync),  # the DTU says time_sync=true
+    _hint("radio_problem", lambda h: h.radio_problem),
+    _hint("default_password", lambda h: h.default_password),
 )
 
 INVERTER_FLAGS: tuple[InverterFlagDescription, ...] = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -43,6 +44,25 @@ class InverterSensorDescription(SensorEntityDescription):
     available_when_unreachable: bool = False
 
 
+def _common(
+    key: str,
+    device_class: SensorDeviceClass | None,
+    unit: str | None,
+    state_class: SensorStateClass,
+    diagnostic: bool,
+    enabled: bool,
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "translation_key": key,
+        "device_class": device_class,
+        "native_unit_of_measurement": unit,
+        "state_class": state_class,
+        "entity_category": EntityCategory.DIAGNOSTIC if diagnostic else None,
+        "entity_registry_enabled_default": enabled,
+    }
+
+
 def _dtu(
     key: str,
     value_fn: Callable[[DtuSnapshot], float | None],
@@ -53,16 +73,8 @@ def _dtu(
     diagnostic: bool = False,
     enabled: bool = True,
 ) -> DtuSensorDescription:
-    return DtuSensorDescription(
-        key=key,
-        translation_key=key,
-        device_class=device_class,
-        native_unit_of_measurement=unit,
-        state_class=state_class,
-        entity_category=EntityCategory.DIAGNOSTIC if diagnostic else None,
-        entity_registry_enabled_default=enabled,
-        value_fn=value_fn,
-    )
+    common = _common(key, device_class, unit, state_class, diagnostic, enabled)
+    return DtuSensorDescription(**common, value_fn=value_fn)
 
 
 def _inverter(
@@ -76,16 +88,9 @@ def _inverter(
     enabled: bool = True,
     keep_when_unreachable: bool = False,
 ) -> InverterSensorDescription:
+    common = _common(key, device_class, unit, state_class, diagnostic, enabled)
     return InverterSensorDescription(
-        key=key,
-        translation_key=key,
-        device_class=device_class,
-        native_unit_of_measurement=unit,
-        state_class=state_class,
-        entity_category=EntityCategory.DIAGNOSTIC if diagnostic else None,
-        entity_registry_enabled_default=enabled,
-        available_when_unreachable=keep_when_unreachable,
-        value_fn=value_fn,
+        **common, available_when_unreachable=keep_when_unreachable, value_fn=value_fn
     )
 
 
