@@ -10,7 +10,7 @@ import pytest
 
 import custom_components.fleet_metrics  # noqa: F401 - see the module docstring
 
-pytest_plugins = ["tests.opendtu_fake"]
+pytest_plugins = ["tests.opendtu_fake", "tests.mosquitto"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,1 @@
+"""One MQTT session per broker, shared by every source that uses it."""

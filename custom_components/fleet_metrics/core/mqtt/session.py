@@ -1,0 +1,203 @@
+"""A broker connection that stays up: reconnects with backoff, resubscribes, routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from ..backoff import Backoff
+from .settings import tls_context
+from .topic_router import Handler, TopicRouter
+
+_LOGGER = logging.getLogger(__name__)
+
+# CONNACK codes that mean the credentials were refused (MQTT 3.1.1 and 5).
+_AUTH_CODES_V3 = {4, 5}
+_AUTH_CODES_V5 = {134, 135}
+
+
+class ConnectionState(enum.StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    AUTH_FAILED = "auth_failed"
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not be reached."""
+
+
+class BrokerAuthFailed(Exception):
+    """The broker refused the credentials."""
+
+
+def _is_auth_error(err: aiomqtt.MqttError) -> bool:
+    rc = getattr(err, "rc", None)
+    if isinstance(rc, ReasonCode):
+        return rc.value in _AUTH_CODES_V5
+    return isinstance(rc, int) and rc in _AUTH_CODES_V3
+
+
+def _client(settings: Mapping[str, Any], identifier: str) -> aiomqtt.Client:
+    protocol = (
+        aiomqtt.ProtocolVersion.V5
+        if settings.get("protocol") == "5"
+        else aiomqtt.ProtocolVersion.V311
+    )
+    return aiomqtt.Client(
+        hostname=settings["host"],
+        port=settings.get("port", 1883),
+        username=settings.get("username") or None,
+        password=settings.get("password") or None,
+        identifier=identifier,
+        keepalive=settings.get("keepalive", 60),
+        protocol=protocol,
+        tls_context=tls_context(settings),
+        tls_insecure=bool(settings.get("tls_insecure")) if settings.get("tls") else None,
+        timeout=10,
+    )
+
+
+async def check_connection(settings: Mapping[str, Any]) -> None:
+    """Connect once and disconnect; raises BrokerAuthFailed or BrokerUnavailable."""
+    try:
+        async with _client(settings, f"fleet-metrics-check-{uuid.uuid4().hex[:8]}"):
+            return
+    except aiomqtt.MqttError as err:
+        if _is_auth_error(err):
+            raise BrokerAuthFailed(str(err)) from err
+        raise BrokerUnavailable(str(err)) from err
+    except OSError as err:
+        raise BrokerUnavailable(str(err)) from err
+
+
+class BrokerSession:
+    """Keeps one connection to a broker and hands each message to the matching handlers.
+
+    Sources register topic filters with ``subscribe`` at any time; filters are sent to the
+    broker once each, however many handlers share them, and again after every reconnect.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: Mapping[str, Any],
+        backoff: Backoff | None = None,
+        auth_backoff: Backoff | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.state = ConnectionState.DISCONNECTED
+        self.connects = 0
+        self.reconnects = 0
+        self.messages = 0
+        self.handler_errors = 0
+        self.last_error: str | None = None
+        self._router = TopicRouter()
+        self._client: aiomqtt.Client | None = None
+        self._backoff = backoff or Backoff(initial=1.0, maximum=60.0)
+        self._auth_backoff = auth_backoff or Backoff(initial=60.0, maximum=600.0)
+        self._identifier = settings.get("client_id") or f"fleet-metrics-{uuid.uuid4().hex[:12]}"
+        self._pending: set[asyncio.Task[None]] = set()
+        self._connected = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self.state is ConnectionState.CONNECTED
+
+    def subscribe(self, topic_filter: str, handler: Handler) -> Callable[[], None]:
+        """Route messages matching ``topic_filter`` to ``handler``; returns the undo."""
+        new = topic_filter not in self._router.filters
+        self._router.add(topic_filter, handler)
+        if new and self._client is not None:
+            self._in_background(self._client.subscribe(topic_filter))
+
+        def unsubscribe() -> None:
+            self._router.remove(topic_filter, handler)
+            if topic_filter not in self._router.filters and self._client is not None:
+                self._in_background(self._client.unsubscribe(topic_filter))
+
+        return unsubscribe
+
+    def _in_background(self, coro: Any) -> None:
+        async def guarded() -> None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await coro
+
+        task = asyncio.create_task(guarded())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    def _set_state(self, state: ConnectionState, error: str | None = None) -> None:
+        """Record the state; log only transitions, so a long outage is one line."""
+        previous = self.state
+        self.state = state
+        self.last_error = error
+        if state is ConnectionState.CONNECTED:
+            self._connected.set()
+            _LOGGER.info("broker %s: connected to %s:%s", self.name, *self._address())
+            return
+        self._connected.clear()
+        if state is previous:
+            _LOGGER.debug("broker %s: still %s (%s)", self.name, state, error)
+        elif state is ConnectionState.AUTH_FAILED:
+            _LOGGER.error("broker %s: credentials refused (%s); retrying slowly", self.name, error)
+        elif state is ConnectionState.DISCONNECTED:
+            _LOGGER.warning("broker %s: unreachable (%s); reconnecting", self.name, error)
+
+    def _address(self) -> tuple[str, int]:
+        return self.settings["host"], self.settings.get("port", 1883)
+
+    async def run(self) -> None:
+        """Stay connected until cancelled. A broker that is down is retried, never fatal."""
+        while True:
+            backoff = self._backoff
+            try:
+                async with _client(self.settings, self._identifier) as client:
+                    self._client = client
+                    for topic_filter in self._router.filters:
+                        await client.subscribe(topic_filter)
+                    self.connects += 1
+                    if self.connects > 1:
+                        self.reconnects += 1
+                    self._backoff.reset()
+                    self._auth_backoff.reset()
+                    self._set_state(ConnectionState.CONNECTED)
+                    async for message in client.messages:
+                        self._dispatch(message.topic.value, message.payload)
+                error = "connection closed"
+            except aiomqtt.MqttError as err:
+                if _is_auth_error(err):
+                    backoff = self._auth_backoff
+                    self._client = None
+                    self._set_state(ConnectionState.AUTH_FAILED, str(err))
+                    await asyncio.sleep(backoff.next_delay())
+                    continue
+                error = str(err) or type(err).__name__
+            except OSError as err:
+                error = str(err)
+            finally:
+                self._client = None
+            self._set_state(ConnectionState.DISCONNECTED, error)
+            await asyncio.sleep(backoff.next_delay())
+
+    def _dispatch(self, topic: str, payload: Any) -> None:
+        self.messages += 1
+        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+        for handler in self._router.match(topic):
+            try:
+                handler(topic, data)
+            except Exception:
+                self.handler_errors += 1
+                _LOGGER.exception("broker %s: handler for %s failed", self.name, topic)

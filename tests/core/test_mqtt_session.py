@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from custom_components.fleet_metrics.core.backoff import Backoff
+from custom_components.fleet_metrics.core.mqtt.session import (
+    BrokerAuthFailed,
+    BrokerSession,
+    BrokerUnavailable,
+    ConnectionState,
+    check_connection,
+)
+from custom_components.fleet_metrics.core.mqtt.topic_router import TopicRouter
+from tests.mosquitto import Mosquitto, free_port
+
+
+def fast() -> Backoff:
+    return Backoff(initial=0.05, maximum=0.2)
+
+
+@contextlib.asynccontextmanager
+async def running(session: BrokerSession) -> AsyncGenerator[asyncio.Task[None]]:
+    task = asyncio.create_task(session.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("filter_", "topic", "matches"),
+    [
+        ("tele/+/SENSOR", "tele/plug/SENSOR", True),
+        ("tele/+/SENSOR", "tele/plug/STATE", False),
+        ("tele/#", "tele", True),
+        ("tele/#", "tele/a/b/c", True),
+        ("+/tele/SENSOR", "plug/tele/SENSOR", True),
+        ("#", "$SYS/broker/uptime", False),
+        ("+/broker/uptime", "$SYS/broker/uptime", False),
+        ("$SYS/#", "$SYS/broker/uptime", True),
+        ("a/+", "a/", True),
+        ("a/b", "a/b/c", False),
+    ],
+)
+def test_router_follows_mqtt_matching_rules(filter_: str, topic: str, matches: bool) -> None:
+    router = TopicRouter()
+    seen: list[str] = []
+    router.add(filter_, lambda t, p: seen.append(t))
+    assert bool(router.match(topic)) is matches
+
+
+def test_router_shares_filters_and_removes_cleanly() -> None:
+    router = TopicRouter()
+    first: list[bytes] = []
+    second: list[bytes] = []
+    a = lambda t, p: first.append(p)  # noqa: E731
+    b = lambda t, p: second.append(p)  # noqa: E731
+    router.add("x/+", a)
+    router.add("x/+", b)
+    router.add("x/#", a)
+    assert router.filters == ["x/+", "x/#"]
+    assert len(router.match("x/1")) == 3
+    router.remove("x/+", a)
+    assert router.filters == ["x/+", "x/#"]
+    router.remove("x/+", b)
+    assert router.filters == ["x/#"]
+    assert router.match("x/1") == [a]
+
+
+async def test_messages_reach_only_matching_handlers(mosquitto: Mosquitto) -> None:
+    session = BrokerSession("home", mosquitto.settings, backoff=fast())
+    sensors: list[tuple[str, bytes]] = []
+    everything: list[str] = []
+    session.subscribe("tele/+/SENSOR", lambda t, p: sensors.append((t, p)))
+    session.subscribe("tele/#", lambda t, p: everything.append(t))
+    async with running(session):
+        await asyncio.wait_for(session.wait_connected(), 10)
+        await mosquitto.publish(
+            [("tele/plug/SENSOR", b'{"a":1}'), ("tele/plug/STATE", b"{}"), ("other", b"x")]
+        )
+        await until(lambda: len(everything) == 2)
+    assert sensors == [("tele/plug/SENSOR", b'{"a":1}')]
+    assert session.messages == 2
+
+
+async def test_a_failing_handler_does_not_stop_the_session(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = BrokerSession("home", mosquitto.settings, backoff=fast())
+    good: list[bytes] = []
+
+    def bad(topic: str, payload: bytes) -> None:
+        raise ValueError("broken handler")
+
+    session.subscribe("t", bad)
+    session.subscribe("t", lambda t, p: good.append(p))
+    async with running(session):
+        await asyncio.wait_for(session.wait_connected(), 10)
+        await mosquitto.publish([("t", b"1"), ("t", b"2")])
+        await until(lambda: len(good) == 2)
+    assert session.handler_errors == 2
+    assert "handler for t failed" in caplog.text
+
+
+async def test_subscribing_while_connected_takes_effect(mosquitto: Mosquitto) -> None:
+    session = BrokerSession("home", mosquitto.settings, backoff=fast())
+    seen: list[bytes] = []
+    async with running(session):
+        await asyncio.wait_for(session.wait_connected(), 10)
+        undo = session.subscribe("late", lambda t, p: seen.append(p))
+        await asyncio.sleep(0.2)
+        await mosquitto.publish([("late", b"1")])
+        await until(lambda: seen == [b"1"])
+        undo()
+        await asyncio.sleep(0.2)
+        await mosquitto.publish([("late", b"2")])
+        await asyncio.sleep(0.3)
+    assert seen == [b"1"]
+
+
+async def test_broker_restart_mid_stream_resubscribes_and_flows_again(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    session = BrokerSession("home", mosquitto.settings, backoff=fast())
+    seen: list[bytes] = []
+    session.subscribe("stream/#", lambda t, p: seen.append(p))
+    async with running(session):
+        await asyncio.wait_for(session.wait_connected(), 10)
+        await mosquitto.publish([(f"stream/{i}", str(i).encode()) for i in range(50)])
+        await until(lambda: len(seen) == 50)
+        await mosquitto.stop()
+        await until(lambda: session.state is not ConnectionState.CONNECTED)
+        await asyncio.sleep(0.5)  # several reconnect attempts against a dead port
+        await mosquitto.start()
+        await until(lambda: session.connected)
+        await mosquitto.publish([(f"stream/{i}", str(i).encode()) for i in range(50, 100)])
+        await until(lambda: len(seen) == 100)
+    assert seen == [str(i).encode() for i in range(100)]
+    assert session.reconnects == 1
+    assert caplog.text.count("unreachable") == 1, "a lasting outage is logged once"
+    assert caplog.text.count("connected to 127.0.0.1") == 2
+
+
+async def test_broker_down_at_start_is_not_an_error(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path)
+    session = BrokerSession("home", broker.settings, backoff=fast())
+    seen: list[bytes] = []
+    session.subscribe("x", lambda t, p: seen.append(p))
+    async with running(session) as task:
+        await asyncio.sleep(0.4)
+        assert not task.done()
+        assert session.state is ConnectionState.DISCONNECTED
+        await broker.start()
+        try:
+            await until(lambda: session.connected)
+            await broker.publish([("x", b"late")])
+            await until(lambda: seen == [b"late"])
+        finally:
+            await broker.stop()
+
+
+async def test_wrong_credentials_are_reported_and_retried_slowly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = Mosquitto(tmp_path, users={"fleet": "right"})
+    await broker.start()
+    try:
+        settings: dict[str, Any] = {**broker.settings, "username": "fleet", "password": "wrong"}
+        with pytest.raises(BrokerAuthFailed):
+            await check_connection(settings)
+        session = BrokerSession(
+            "home", settings, backoff=fast(), auth_backoff=Backoff(initial=30, maximum=60)
+        )
+        async with running(session):
+            await until(lambda: session.state is ConnectionState.AUTH_FAILED)
+            await asyncio.sleep(0.3)
+        assert session.connects == 0
+        assert caplog.text.count("credentials refused") == 1
+        await check_connection({**settings, "password": "right"})
+    finally:
+        await broker.stop()
+
+
+async def test_check_connection_to_nothing() -> None:
+    with pytest.raises(BrokerUnavailable):
+        await check_connection({"host": "127.0.0.1", "port": free_port()})
