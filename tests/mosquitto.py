@@ -14,6 +14,7 @@ import aiomqtt
 import pytest
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+HAVE_MOSQUITTO = Path(MOSQUITTO).exists()
 
 
 def free_port() -> int:
@@ -54,7 +55,7 @@ class Mosquitto:
         return config
 
     async def start(self) -> None:
-        if not Path(MOSQUITTO).exists():
+        if not HAVE_MOSQUITTO:
             pytest.fail("mosquitto is missing: .ci/run installs the Debian package mosquitto")
         config = self._write_config()
         self._proc = await asyncio.create_subprocess_exec(
