@@ -16,7 +16,9 @@ from prometheus_client import CollectorRegistry
 from .core import config as config_module
 from .core.exporters.line_protocol_output import LineProtocolOutput
 from .core.exporters.prometheus import PrometheusSink
+from .core.mqtt.session import BrokerSession
 from .core.sample import Sample
+from .core.source import SourceContext
 from .core.sources import KINDS, create_source
 from .core.supervisor import Supervisor
 from .core.validators import split_listen
@@ -53,6 +55,9 @@ class Runner:
         self.registry.register(self.prometheus)
         self.registry.register(SelfMetrics(self))
         self.supervisor = Supervisor(self.emit)
+        self.brokers: dict[str, BrokerSession] = {}
+        self._broker_tasks: dict[str, asyncio.Task[None]] = {}
+        self._context = SourceContext(self.brokers)
         self._web_runner: web.AppRunner | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -71,12 +76,20 @@ class Runner:
             await web.TCPSite(self._web_runner, host, port).start()
             self.bound_port = self._web_runner.addresses[0][1]
             _LOGGER.info("serving /metrics and /healthz on %s:%s", host, self.bound_port)
+        self._start_brokers(self.config["brokers"])
         for source_config in self.config["sources"]:
             self._start_source(source_config)
         self._flusher = asyncio.create_task(self._flush_forever(), name="line-protocol-flush")
 
+    def _start_brokers(self, brokers: Mapping[str, Mapping[str, Any]]) -> None:
+        """One session per broker, shared by every source that names it."""
+        for name, settings in brokers.items():
+            if name not in self.brokers:
+                session = self.brokers[name] = BrokerSession(name, settings)
+                self._broker_tasks[name] = asyncio.create_task(session.run(), name=f"mqtt:{name}")
+
     def _start_source(self, source_config: Mapping[str, Any]) -> None:
-        self.supervisor.start(create_source(source_config))
+        self.supervisor.start(create_source(source_config, self._context))
         _LOGGER.info("started source %s (%s)", source_config["name"], source_config["kind"])
 
     async def _flush_forever(self) -> None:
@@ -98,6 +111,10 @@ class Runner:
         for section in ("prometheus", "line_protocol"):
             if new[section] != self.config[section]:
                 _LOGGER.warning("[%s] changed: it takes effect after a restart", section)
+        for name, settings in new["brokers"].items():
+            if name in self.config["brokers"] and settings != self.config["brokers"][name]:
+                _LOGGER.warning("[brokers.%s] changed: it takes effect after a restart", name)
+        self._start_brokers(new["brokers"])
         old_sources = {s["name"]: s for s in self.config["sources"]}
         new_sources = {s["name"]: s for s in new["sources"]}
         changed = [n for n in old_sources if old_sources[n] != new_sources.get(n)]
@@ -107,7 +124,11 @@ class Runner:
         for name, source_config in new_sources.items():
             if name in changed or name not in old_sources:
                 self._start_source(source_config)
-        self.config = {**self.config, "sources": new["sources"], "brokers": new["brokers"]}
+        self.config = {
+            **self.config,
+            "sources": new["sources"],
+            "brokers": {**new["brokers"], **self.config["brokers"]},
+        }
         _LOGGER.info(
             "config reloaded: %d sources restarted or added, %d unchanged",
             sum(1 for n in new_sources if n in changed or n not in old_sources),
@@ -117,6 +138,9 @@ class Runner:
     async def stop(self) -> None:
         """Stop sources, flush every output, close the server."""
         await self.supervisor.stop_all()
+        for task in self._broker_tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._broker_tasks.values(), return_exceptions=True)
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

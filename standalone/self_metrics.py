@@ -63,6 +63,34 @@ class SelfMetrics(Collector):
                 age.add_metric(values, now - stats.last_sample_monotonic)
         yield from (samples, messages, errors, restarts, age)
 
+        broker_labels = ["broker"]
+        connected = GaugeMetricFamily(
+            "fleet_metrics_mqtt_connected",
+            "1 while the broker session is up.",
+            labels=broker_labels,
+        )
+        reconnects = CounterMetricFamily(
+            "fleet_metrics_mqtt_reconnects",
+            "Reconnections after a lost session.",
+            labels=broker_labels,
+        )
+        received = CounterMetricFamily(
+            "fleet_metrics_mqtt_messages",
+            "Messages received from the broker.",
+            labels=broker_labels,
+        )
+        handler_errors = CounterMetricFamily(
+            "fleet_metrics_mqtt_handler_errors",
+            "Messages whose handler raised (a bug; the message was skipped).",
+            labels=broker_labels,
+        )
+        for name, session in sorted(runner.brokers.items()):
+            connected.add_metric([name], 1 if session.connected else 0)
+            reconnects.add_metric([name], session.reconnects)
+            received.add_metric([name], session.messages)
+            handler_errors.add_metric([name], session.handler_errors)
+        yield from (connected, reconnects, received, handler_errors)
+
         output = runner.line_protocol
         yield CounterMetricFamily(
             "fleet_metrics_line_protocol_lines_written",

@@ -74,7 +74,7 @@ def test_router_shares_filters_and_removes_cleanly() -> None:
     router.add("x/+", b)
     router.add("x/#", a)
     assert router.filters == ["x/+", "x/#"]
-    assert len(router.match("x/1")) == 3
+    assert router.match("x/1") == [a, b], "a handler under two matching filters runs once"
     router.remove("x/+", a)
     assert router.filters == ["x/+", "x/#"]
     router.remove("x/+", b)

@@ -9,8 +9,9 @@ from typing import Any
 
 import voluptuous as vol
 
+from .mqtt.settings import BROKER_SCHEMA
 from .sources import KINDS
-from .validators import listen_address, port_number, positive_seconds
+from .validators import listen_address, positive_seconds
 
 DEFAULT_LISTEN = "127.0.0.1:9847"
 
@@ -43,17 +44,6 @@ LINE_PROTOCOL_SCHEMA = vol.Schema(
         vol.Optional("max_buffer", default=100_000): vol.All(int, vol.Range(min=1)),
         vol.Optional("token", default=""): str,
         vol.Optional("timeout", default=10.0): positive_seconds,
-    }
-)
-
-BROKER_SCHEMA = vol.Schema(
-    {
-        vol.Required("host"): vol.All(str, vol.Length(min=1)),
-        vol.Optional("port", default=1883): port_number,
-        vol.Optional("username", default=""): str,
-        vol.Optional("password", default=""): str,
-        vol.Optional("client_id", default=""): str,
-        vol.Optional("keepalive", default=60): vol.All(int, vol.Range(min=5, max=3600)),
     }
 )
 

@@ -5,12 +5,28 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .sample import Sample
 
+if TYPE_CHECKING:
+    from .mqtt.session import BrokerSession
+
 Emit = Callable[[Sample], None]
+
+
+@dataclass(slots=True)
+class SourceContext:
+    """What the runner shares between sources: one session per configured broker."""
+
+    brokers: Mapping[str, BrokerSession] = field(default_factory=dict)
+
+    def broker(self, name: str) -> BrokerSession:
+        try:
+            return self.brokers[name]
+        except KeyError:
+            raise LookupError(f"no broker named {name!r} is configured") from None
 
 
 @dataclass(slots=True)
@@ -36,9 +52,12 @@ class Source(ABC):
     kind: ClassVar[str]
     HELP: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
+    def __init__(
+        self, name: str, config: Mapping[str, Any], context: SourceContext | None = None
+    ) -> None:
         self.name = name
         self.config = config
+        self.context = context or SourceContext()
         self.stats = SourceStats()
 
     @abstractmethod

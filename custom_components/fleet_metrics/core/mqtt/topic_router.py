@@ -64,7 +64,8 @@ class TopicRouter:
         found: list[Handler] = []
         # Topics starting with "$" are not matched by wildcards at the first level.
         self._walk(self._root, levels, 0, found, topic.startswith("$"))
-        return found
+        # A handler under two overlapping filters still gets each message once.
+        return list(dict.fromkeys(found)) if len(found) > 1 else found
 
     def _walk(
         self, node: _Node, levels: list[str], index: int, found: list[Handler], dollar: bool

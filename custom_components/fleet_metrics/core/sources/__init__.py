@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..source import Source
+from ..source import Source, SourceContext
 from . import demo
 from .opendtu import source as opendtu
+from .tasmota import source as tasmota
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +21,10 @@ class SourceKind:
 KINDS: dict[str, SourceKind] = {
     "demo": SourceKind(demo.DemoSource, demo.SCHEMA),
     "opendtu": SourceKind(opendtu.OpenDtuSource, opendtu.SCHEMA),
+    "tasmota": SourceKind(tasmota.TasmotaSource, tasmota.SCHEMA),
 }
 
 
-def create_source(config: Mapping[str, Any]) -> Source:
+def create_source(config: Mapping[str, Any], context: SourceContext | None = None) -> Source:
     kind = KINDS[config["kind"]]
-    return kind.source_class(config["name"], config)
+    return kind.source_class(config["name"], config, context)

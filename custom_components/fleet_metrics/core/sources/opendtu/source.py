@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import aiohttp
 import voluptuous as vol
 
-from ...source import Emit, Source
+from ...source import Emit, Source, SourceContext
 from ...validators import http_url, positive_seconds
 from .client import CannotConnect, DtuBusy, OpenDtuClient, OpenDtuError
 from .collector import OpenDtuCollector
@@ -37,8 +37,8 @@ class OpenDtuSource(Source):
     kind = "opendtu"
     HELP: ClassVar[dict[str, str]] = HELP
 
-    def __init__(self, name: str, config: Any) -> None:
-        super().__init__(name, config)
+    def __init__(self, name: str, config: Any, context: SourceContext | None = None) -> None:
+        super().__init__(name, config, context)
         self.connected: bool | None = None
         self._polls = 0
         self._bad_answers = 0

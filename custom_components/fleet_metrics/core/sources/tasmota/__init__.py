@@ -1,0 +1,1 @@
+"""Tasmota devices over MQTT: native discovery, telemetry, state and LWT."""

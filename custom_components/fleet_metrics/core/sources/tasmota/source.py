@@ -1,0 +1,89 @@
+"""Tasmota as a runner source on a shared broker session."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import voluptuous as vol
+
+from ...mqtt.session import BrokerSession
+from ...source import Emit, Source, SourceContext
+from .topics import FullTopic
+from .tracker import DEFAULT_FULL_TOPICS, MAX_PAYLOAD, TasmotaTracker
+
+
+def full_topic(value: Any) -> str:
+    try:
+        return FullTopic(str(value)).template
+    except ValueError as err:
+        raise vol.Invalid(str(err)) from err
+
+
+SCHEMA: dict[Any, Any] = {
+    vol.Required("broker"): str,
+    vol.Optional("discovery_prefix", default="tasmota/discovery"): vol.All(str, vol.Length(min=1)),
+    vol.Optional("full_topics", default=list(DEFAULT_FULL_TOPICS)): [full_topic],
+    vol.Optional("max_payload", default=MAX_PAYLOAD): vol.All(int, vol.Range(min=256)),
+}
+
+HELP = {
+    "tasmota_device_online": "1 while the device's LWT says Online.",
+    "tasmota_device_info": "Constant 1, labelled with firmware and model from discovery.",
+    "tasmota_device_uptime_seconds": "Time since the device booted.",
+    "tasmota_device_heap_free_bytes": "Free heap memory.",
+    "tasmota_device_load_average": "Tasmota's loop load indicator (about 19 at Sleep 50).",
+    "tasmota_device_wifi_quality_ratio": "Wi-Fi link quality, 0 to 1 (Tasmota's RSSI %).",
+    "tasmota_device_wifi_signal_dbm": "Wi-Fi signal strength.",
+    "tasmota_device_wifi_links": "Wi-Fi (re)connections since boot.",
+    "tasmota_device_wifi_downtime_seconds": "Time without Wi-Fi since boot.",
+    "tasmota_device_mqtt_connections": "MQTT (re)connections since boot.",
+    "tasmota_relay_on": "1 while the relay is switched on.",
+    "tasmota_switch_on": "1 while the switch input is on.",
+    "tasmota_energy_power_watts": "Active power (per phase where the meter has several).",
+    "tasmota_energy_total_joules": "Energy since TotalStartTime.",
+    "tasmota_sensor_temperature_celsius": "Temperature, converted from Fahrenheit if needed.",
+    "tasmota_sensor_humidity_ratio": "Relative humidity, 0 to 1.",
+    "tasmota_sensor_pressure_pascals": "Air pressure, converted from PressureUnit.",
+}
+
+
+class TasmotaSource(Source):
+    kind = "tasmota"
+    HELP: ClassVar[dict[str, str]] = HELP
+
+    def __init__(self, name: str, config: Any, context: SourceContext | None = None) -> None:
+        super().__init__(name, config, context)
+        self.session: BrokerSession = self.context.broker(config["broker"])
+
+    async def run(self, emit: Emit) -> None:
+        undo: list[Any] = []
+
+        def on_message(topic: str, payload: bytes) -> None:
+            samples = tracker.handle(topic, payload)
+            for sample in samples:
+                emit(sample)
+            stats = self.stats
+            stats.messages = tracker.messages
+            stats.parse_errors = tracker.parse_errors
+            if samples:
+                stats.emitted(len(samples))
+
+        def subscribe(layout: FullTopic) -> None:
+            undo.extend(self.session.subscribe(f, on_message) for f in layout.filters())
+
+        tracker = TasmotaTracker(
+            self.config["discovery_prefix"],
+            self.config["full_topics"],
+            self.config["max_payload"],
+            on_new_layout=subscribe,
+        )
+        prefix = tracker.discovery_prefix
+        undo.append(self.session.subscribe(f"{prefix}/+/config", on_message))
+        undo.append(self.session.subscribe(f"{prefix}/+/sensors", on_message))
+        self.tracker = tracker
+        try:
+            await asyncio.Event().wait()  # messages arrive through the session
+        finally:
+            for unsubscribe in undo:
+                unsubscribe()

@@ -1,0 +1,225 @@
+"""Tasmota SENSOR and STATE payloads as readings in base units.
+
+Sensor objects sit at the top level (``ENERGY``, ``BME280``, ``DS18B20-1``...); their units
+sit beside them (``TempUnit``, ``PressureUnit``). ENERGY values are scalars with one phase
+and arrays with several, mixed within one payload; arrays become one reading per phase.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...sample import FieldValue
+
+KWH_TO_J = 3_600_000.0
+WH_TO_J = 3600.0
+PRESSURE_TO_PA = {"hPa": 100.0, "mmHg": 133.322387415, "inHg": 3386.389}
+
+# Tasmota key -> (field name in base units, scale); a scale of None means "see the unit key".
+KNOWN_FIELDS: dict[str, tuple[str, float | None]] = {
+    "Temperature": ("temperature_celsius", None),
+    "DewPoint": ("dew_point_celsius", None),
+    "Humidity": ("humidity_ratio", 0.01),
+    "Pressure": ("pressure_pascals", None),
+    "SeaPressure": ("sea_pressure_pascals", None),
+    "Power": ("power_watts", 1.0),
+    "ApparentPower": ("apparent_power_volt_amperes", 1.0),
+    "ReactivePower": ("reactive_power_volt_amperes_reactive", 1.0),
+    "Factor": ("power_factor_ratio", 1.0),
+    "Voltage": ("voltage_volts", 1.0),
+    "Current": ("current_amperes", 1.0),
+    "Frequency": ("frequency_hertz", 1.0),
+    "Total": ("total_joules", KWH_TO_J),
+    "Yesterday": ("yesterday_joules", KWH_TO_J),
+    "Today": ("today_joules", KWH_TO_J),
+    "ExportActive": ("export_active_joules", KWH_TO_J),
+    "ImportActive": ("import_active_joules", KWH_TO_J),
+    "TodaySumImport": ("today_sum_import_joules", KWH_TO_J),
+    "TodaySumExport": ("today_sum_export_joules", KWH_TO_J),
+    "Period": ("period_joules", WH_TO_J),
+    "Illuminance": ("illuminance_lux", 1.0),
+    "CarbonDioxide": ("carbon_dioxide_ppm", 1.0),
+}
+# Strings that look like numbers but name things; never parsed as values.
+IDENTIFIER_KEYS = {"id", "adco", "adsc", "meter_number", "serial", "serialnumber", "mac"}
+# Top-level keys that are metadata, not sensors.
+META_KEYS = {"Time", "Epoch", "TempUnit", "PressureUnit", "SpeedUnit", "TotalStartTime"}
+SWITCH_STATES = {"ON": True, "OFF": False}
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def snake(key: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", _CAMEL.sub("_", key).lower()).strip("_") or "value"
+
+
+@dataclass(slots=True)
+class Reading:
+    """One sensor (or one phase of one) with its fields in base units."""
+
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Units:
+    temperature: str = "C"
+    pressure: str = "hPa"
+
+    @classmethod
+    def of(cls, payload: Mapping[str, Any]) -> Units:
+        temp = payload.get("TempUnit")
+        pressure = payload.get("PressureUnit")
+        return cls(
+            temperature=temp if temp in ("C", "F") else "C",
+            pressure=pressure if pressure in PRESSURE_TO_PA else "hPa",
+        )
+
+
+def number(raw: Any) -> float | None:
+    """JSON numbers and strings that hold one; booleans and anything else are not."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            return None
+        return value if value == value and abs(value) != float("inf") else None
+    return None
+
+
+def convert(key: str, value: float, units: Units) -> tuple[str, float]:
+    spec = KNOWN_FIELDS.get(key)
+    if spec is None:
+        return snake(key), value
+    name, scale = spec
+    if scale is not None:
+        return name, value * scale
+    if name.endswith("_celsius"):
+        return name, (value - 32.0) * 5.0 / 9.0 if units.temperature == "F" else value
+    return name, value * PRESSURE_TO_PA[units.pressure]
+
+
+class Skipped:
+    """Counts values that were present but unusable (wrong type, not a number)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def _sensor_readings(
+    name: str, body: Mapping[str, Any], units: Units, skipped: Skipped
+) -> list[Reading]:
+    measurement = "tasmota_energy" if name == "ENERGY" else "tasmota_sensor"
+    main = Reading(measurement, {"sensor": name})
+    phases: dict[int, Reading] = {}
+    nested: list[Reading] = []
+    for key, raw in body.items():
+        if key.lower() in IDENTIFIER_KEYS:
+            if isinstance(raw, str) and raw:
+                main.tags["sensor_id"] = raw
+            continue
+        if key in META_KEYS:
+            continue
+        if isinstance(raw, Mapping):
+            nested.extend(_sensor_readings(key, raw, units, skipped))
+        elif isinstance(raw, list):
+            for index, item in enumerate(raw, start=1):
+                value = number(item)
+                if value is None:
+                    skipped.count += 1
+                    continue
+                phase = phases.setdefault(
+                    index, Reading(measurement, {"sensor": name, "phase": str(index)})
+                )
+                field_name, converted = convert(key, value, units)
+                phase.fields[field_name] = converted
+        elif (value := number(raw)) is not None:
+            field_name, converted = convert(key, value, units)
+            main.fields[field_name] = converted
+        elif isinstance(raw, str) and raw.upper() in SWITCH_STATES:
+            main.fields[snake(key)] = SWITCH_STATES[raw.upper()]
+        elif not isinstance(raw, str):
+            skipped.count += 1
+    readings = [main] if main.fields else []
+    readings.extend(phases[index] for index in sorted(phases))
+    return readings + nested
+
+
+def sensor_readings(payload: Mapping[str, Any], skipped: Skipped) -> list[Reading]:
+    """Readings of a SENSOR payload (or the ``StatusSNS`` of a STATUS10/STATUS8 reply)."""
+    units = Units.of(payload)
+    readings: list[Reading] = []
+    for key, raw in payload.items():
+        if key in META_KEYS:
+            continue
+        if isinstance(raw, Mapping):
+            readings.extend(_sensor_readings(key, raw, units, skipped))
+        elif isinstance(raw, str) and raw.upper() in SWITCH_STATES:
+            readings.append(
+                Reading("tasmota_switch", {"switch": key}, {"on": SWITCH_STATES[raw.upper()]})
+            )
+        else:
+            skipped.count += 1
+    return readings
+
+
+def duration_seconds(raw: Any) -> float | None:
+    """``"9T04:03:29"`` (days T hh:mm:ss) -> seconds."""
+    if not isinstance(raw, str):
+        return None
+    match = re.fullmatch(r"(\d+)T(\d+):(\d+):(\d+)", raw.strip())
+    if match is None:
+        return None
+    days, hours, minutes, seconds = (int(g) for g in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+_RELAY_KEY = re.compile(r"POWER(\d*)")
+
+
+def relay_states(payload: Mapping[str, Any]) -> dict[str, bool]:
+    """``POWER``/``POWER1``... -> {"1": True}; in STATE and in stat RESULT replies."""
+    relays = {}
+    for key, raw in payload.items():
+        match = _RELAY_KEY.fullmatch(key)
+        if match and isinstance(raw, str) and raw.upper() in SWITCH_STATES:
+            relays[match.group(1) or "1"] = SWITCH_STATES[raw.upper()]
+    return relays
+
+
+def state_fields(payload: Mapping[str, Any]) -> dict[str, FieldValue]:
+    """Device health from a STATE payload (or ``StatusSTS``); missing keys are normal."""
+    fields: dict[str, FieldValue] = {}
+
+    def put(name: str, raw: Any, scale: float = 1.0) -> None:
+        value = number(raw)
+        if value is not None:
+            fields[name] = value * scale
+
+    put("uptime_seconds", payload.get("UptimeSec"))
+    if "uptime_seconds" not in fields and (uptime := duration_seconds(payload.get("Uptime"))):
+        fields["uptime_seconds"] = uptime
+    put("heap_free_bytes", payload.get("Heap"), 1024.0)
+    put("load_average", payload.get("LoadAvg"))
+    put("sleep_seconds", payload.get("Sleep"), 0.001)
+    put("mqtt_connections", payload.get("MqttCount"))
+    put("dimmer_ratio", payload.get("Dimmer"), 0.01)
+    wifi = payload.get("Wifi")
+    if isinstance(wifi, Mapping):
+        put("wifi_quality_ratio", wifi.get("RSSI"), 0.01)
+        put("wifi_signal_dbm", wifi.get("Signal"))
+        put("wifi_links", wifi.get("LinkCount"))
+        put("wifi_channel", wifi.get("Channel"))
+        if (downtime := duration_seconds(wifi.get("Downtime"))) is not None:
+            fields["wifi_downtime_seconds"] = downtime
+    return fields
+
+
+STATE_COUNTERS = frozenset({"mqtt_connections", "wifi_links"})
