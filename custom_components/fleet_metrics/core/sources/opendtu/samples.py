@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 
 from ...sample import FieldValue, Sample
+from ...units import scale
 from .models import DtuSnapshot, Inverter
 
 WH_TO_J = 3600.0
@@ -71,7 +72,7 @@ def _fields(values: dict[str, float]) -> dict[str, FieldValue]:
     for key, value in values.items():
         spec = _VALUE_FIELDS.get(key)
         if spec is not None:
-            out[spec[0]] = value * spec[1] if spec[1] != 1.0 else value
+            out[spec[0]] = scale(value, spec[1]) if spec[1] != 1.0 else value
     return out
 
 
@@ -80,7 +81,7 @@ def inverter_samples(dtu: str, inverter: Inverter, time_ns: int) -> Iterable[Sam
     fields["reachable"] = inverter.reachable
     fields["producing"] = inverter.producing
     if inverter.limit_relative is not None:
-        fields["limit_relative_ratio"] = inverter.limit_relative / 100.0
+        fields["limit_relative_ratio"] = scale(inverter.limit_relative, 0.01)
     if inverter.limit_absolute is not None:
         fields["limit_absolute_watts"] = inverter.limit_absolute
     if inverter.rssi is not None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...sample import FieldValue
+from ...units import scale
 
 KWH_TO_J = 3_600_000.0
 WH_TO_J = 3600.0
@@ -98,12 +99,12 @@ def convert(key: str, value: float, units: Units) -> tuple[str, float]:
     spec = KNOWN_FIELDS.get(key)
     if spec is None:
         return snake(key), value
-    name, scale = spec
-    if scale is not None:
-        return name, value * scale
+    name, factor = spec
+    if factor is not None:
+        return name, scale(value, factor)
     if name.endswith("_celsius"):
-        return name, (value - 32.0) * 5.0 / 9.0 if units.temperature == "F" else value
-    return name, value * PRESSURE_TO_PA[units.pressure]
+        return name, scale(value - 32.0, 5.0 / 9.0) if units.temperature == "F" else value
+    return name, scale(value, PRESSURE_TO_PA[units.pressure])
 
 
 class Skipped:
@@ -198,10 +199,10 @@ def state_fields(payload: Mapping[str, Any]) -> dict[str, FieldValue]:
     """Device health from a STATE payload (or ``StatusSTS``); missing keys are normal."""
     fields: dict[str, FieldValue] = {}
 
-    def put(name: str, raw: Any, scale: float = 1.0) -> None:
+    def put(name: str, raw: Any, factor: float = 1.0) -> None:
         value = number(raw)
         if value is not None:
-            fields[name] = value * scale
+            fields[name] = scale(value, factor)
 
     put("uptime_seconds", payload.get("UptimeSec"))
     if "uptime_seconds" not in fields and (uptime := duration_seconds(payload.get("Uptime"))):
