@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..source import Source, SourceContext
-from . import demo
+from . import demo, websocket
 from .opendtu import source as opendtu
 from .tasmota import source as tasmota
 
@@ -22,6 +22,7 @@ KINDS: dict[str, SourceKind] = {
     "demo": SourceKind(demo.DemoSource, demo.SCHEMA),
     "opendtu": SourceKind(opendtu.OpenDtuSource, opendtu.SCHEMA),
     "tasmota": SourceKind(tasmota.TasmotaSource, tasmota.SCHEMA),
+    "websocket": SourceKind(websocket.WebSocketSource, websocket.SCHEMA),
 }
 
 
