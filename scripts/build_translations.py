@@ -13,6 +13,8 @@ from pathlib import Path
 INTEGRATION = Path(__file__).parents[1] / "custom_components" / "fleet_metrics"
 COMMON = {
     "common::config_flow::data::url": "URL",
+    "common::config_flow::data::host": "Host",
+    "common::config_flow::data::port": "Port",
     "common::config_flow::data::username": "Username",
     "common::config_flow::data::password": "Password",
     "common::config_flow::title::reauth": "Authentication expired",

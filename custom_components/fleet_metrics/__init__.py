@@ -1,23 +1,28 @@
-"""Fleet Metrics: device fleets (OpenDTU, and more kinds to come) as Home Assistant devices."""
+"""Fleet Metrics: device fleets (OpenDTU, Tasmota, and more kinds to come) in Home Assistant."""
 
 from __future__ import annotations
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.device_registry import DeviceEntry
 
-from .const import CONF_KIND, KIND_OPENDTU
+from .const import CONF_KIND, DOMAIN, KIND_OPENDTU
 from .opendtu import OpenDtuRuntime, async_setup_opendtu
+from .tasmota import TasmotaRuntime, async_setup_tasmota
+from .tasmota.entity import device_identifier
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
-type FleetMetricsRuntime = OpenDtuRuntime
+type FleetMetricsRuntime = OpenDtuRuntime | TasmotaRuntime
 type FleetMetricsConfigEntry = ConfigEntry[FleetMetricsRuntime]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> bool:
     if entry.data[CONF_KIND] == KIND_OPENDTU:
         entry.runtime_data = await async_setup_opendtu(hass, entry)
+    else:
+        entry.runtime_data = await async_setup_tasmota(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
@@ -25,6 +30,23 @@ async def async_setup_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry)
 
 async def async_unload_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> bool:
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: FleetMetricsConfigEntry, device: DeviceEntry
+) -> bool:
+    """Tasmota devices can be removed; one that still reports comes back.
+
+    OpenDTU devices follow the DTU's own inverter list, so they are removed there.
+    """
+    runtime = entry.runtime_data
+    if not isinstance(runtime, TasmotaRuntime):
+        return False
+    tracker = runtime.coordinator.tracker
+    for topic, state in list(tracker.devices.items()):
+        if device_identifier(state) in device.identifiers:
+            tracker.forget(topic)
+    return all(identifier[0] == DOMAIN for identifier in device.identifiers)
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> None:

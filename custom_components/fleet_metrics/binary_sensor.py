@@ -6,7 +6,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import FleetMetricsConfigEntry
-from .opendtu.binary_sensor import async_setup_binary_sensors
+from .opendtu import OpenDtuRuntime
+from .opendtu.binary_sensor import async_setup_binary_sensors as setup_opendtu
+from .tasmota.binary_sensor import async_setup_binary_sensors as setup_tasmota
 
 
 async def async_setup_entry(
@@ -14,5 +16,8 @@ async def async_setup_entry(
     entry: FleetMetricsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    coordinator = entry.runtime_data.coordinator
-    entry.async_on_unload(async_setup_binary_sensors(coordinator, async_add_entities))
+    runtime = entry.runtime_data
+    if isinstance(runtime, OpenDtuRuntime):
+        entry.async_on_unload(setup_opendtu(runtime.coordinator, async_add_entities))
+    else:
+        entry.async_on_unload(setup_tasmota(runtime.coordinator, async_add_entities))

@@ -13,23 +13,38 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
     OptionsFlow,
 )
-from homeassistant.const import CONF_PASSWORD, CONF_SCAN_INTERVAL, CONF_URL, CONF_USERNAME
+from homeassistant.const import (
+    CONF_HOST,
+    CONF_PASSWORD,
+    CONF_PORT,
+    CONF_SCAN_INTERVAL,
+    CONF_URL,
+    CONF_USERNAME,
+)
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import format_mac
 from homeassistant.helpers.selector import (
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
 )
 
 from .const import (
+    CONF_DISCOVERY_PREFIX,
+    CONF_EXCLUDED_DEVICES,
     CONF_KIND,
     CONF_WEBSOCKET,
+    DEFAULT_DISCOVERY_PREFIX,
     DEFAULT_OPENDTU_SCAN_INTERVAL,
     DOMAIN,
     KIND_OPENDTU,
+    KIND_TASMOTA,
     MIN_SCAN_INTERVAL,
 )
+from .core.mqtt.session import BrokerAuthFailed, BrokerUnavailable, check_connection
 from .core.sources.opendtu.client import (
     DEFAULT_USERNAME,
     BadResponse,
@@ -39,6 +54,8 @@ from .core.sources.opendtu.client import (
 )
 from .core.validators import http_url
 from .opendtu import client_from_config
+from .tasmota import TasmotaRuntime, broker_settings
+from .tasmota.entity import device_key
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,6 +66,18 @@ OPENDTU_SCHEMA = vol.Schema(
         vol.Optional(CONF_PASSWORD): TextSelector(
             TextSelectorConfig(type=TextSelectorType.PASSWORD)
         ),
+    }
+)
+PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+TASMOTA_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_HOST): str,
+        vol.Required(CONF_PORT, default=1883): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=65535)
+        ),
+        vol.Optional(CONF_USERNAME): str,
+        vol.Optional(CONF_PASSWORD): PASSWORD_SELECTOR,
+        vol.Required(CONF_DISCOVERY_PREFIX, default=DEFAULT_DISCOVERY_PREFIX): str,
     }
 )
 REAUTH_SCHEMA = vol.Schema(
@@ -103,11 +132,46 @@ async def _try_opendtu(
     return None
 
 
+async def _try_tasmota(
+    hass: HomeAssistant, data: dict[str, Any], errors: dict[str, str]
+) -> tuple[str, str] | None:
+    """Connect to the broker once; returns (unique id, title).
+
+    One entry per broker and discovery prefix: two fleets may share a broker.
+    """
+    try:
+        await check_connection(broker_settings(data))
+    except BrokerAuthFailed:
+        errors["base"] = "invalid_auth"
+    except BrokerUnavailable:
+        errors["base"] = "cannot_connect"
+    else:
+        host, port = data[CONF_HOST], data[CONF_PORT]
+        prefix = data.get(CONF_DISCOVERY_PREFIX, DEFAULT_DISCOVERY_PREFIX)
+        return f"{host}:{port}/{prefix}", f"Tasmota on {host}"
+    return None
+
+
+PROBES = {KIND_OPENDTU: _try_opendtu, KIND_TASMOTA: _try_tasmota}
+
+
+def _ha_mqtt_broker(hass: HomeAssistant) -> dict[str, Any]:
+    """The broker HA's own MQTT integration uses, to prefill the form."""
+    for entry in hass.config_entries.async_entries("mqtt"):
+        if broker := entry.data.get("broker"):
+            return {
+                CONF_HOST: broker,
+                CONF_PORT: entry.data.get(CONF_PORT, 1883),
+                CONF_USERNAME: entry.data.get(CONF_USERNAME, ""),
+            }
+    return {}
+
+
 class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 1
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        return self.async_show_menu(step_id="user", menu_options=[KIND_OPENDTU])
+        return self.async_show_menu(step_id="user", menu_options=[KIND_OPENDTU, KIND_TASMOTA])
 
     async def async_step_opendtu(
         self, user_input: dict[str, Any] | None = None
@@ -126,6 +190,25 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    async def async_step_tasmota(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {CONF_KIND: KIND_TASMOTA, **user_input}
+            if probed := await _try_tasmota(self.hass, data, errors):
+                unique_id, title = probed
+                await self.async_set_unique_id(unique_id)
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(title=title, data=data)
+        return self.async_show_form(
+            step_id="tasmota",
+            data_schema=self.add_suggested_values_to_schema(
+                TASMOTA_SCHEMA, user_input or _ha_mqtt_broker(self.hass)
+            ),
+            errors=errors,
+        )
+
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         return await self.async_step_reauth_confirm()
 
@@ -141,7 +224,9 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(
                 REAUTH_SCHEMA, {CONF_USERNAME: entry.data.get(CONF_USERNAME, DEFAULT_USERNAME)}
             ),
-            description_placeholders={"url": entry.data[CONF_URL]},
+            description_placeholders={
+                "url": entry.data.get(CONF_URL) or entry.data.get(CONF_HOST, "")
+            },
             errors=errors,
         )
 
@@ -152,13 +237,11 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None and (done := await self._update_entry(entry, user_input, errors)):
             return done
-        suggested = user_input or {
-            CONF_URL: entry.data[CONF_URL],
-            CONF_USERNAME: entry.data.get(CONF_USERNAME, DEFAULT_USERNAME),
-        }
+        schema = OPENDTU_SCHEMA if entry.data[CONF_KIND] == KIND_OPENDTU else TASMOTA_SCHEMA
+        suggested = user_input or {k: v for k, v in entry.data.items() if k != CONF_PASSWORD}
         return self.async_show_form(
             step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(OPENDTU_SCHEMA, suggested),
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
         )
 
@@ -167,7 +250,7 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult | None:
         """Probe with the changed settings; update the entry only if it is the same DTU."""
         data = {**entry.data, **user_input}
-        if probed := await _try_opendtu(self.hass, data, errors):
+        if probed := await PROBES[entry.data[CONF_KIND]](self.hass, data, errors):
             await self.async_set_unique_id(probed[0])
             self._abort_if_unique_id_mismatch(reason="wrong_device")
             return self.async_update_reload_and_abort(entry, data=data)
@@ -176,6 +259,8 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        if config_entry.data[CONF_KIND] == KIND_TASMOTA:
+            return TasmotaOptionsFlow()
         return OpenDtuOptionsFlow()
 
 
@@ -194,3 +279,36 @@ class OpenDtuOptionsFlow(OptionsFlow):
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)
+
+
+class TasmotaOptionsFlow(OptionsFlow):
+    """Pick devices to leave out; the list offers every device seen on the broker."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        return await self.async_step_devices(user_input)
+
+    async def async_step_devices(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        if user_input is not None:
+            return self.async_create_entry(data=user_input)
+        current = list(self.config_entry.options.get(CONF_EXCLUDED_DEVICES, []))
+        choices: dict[str, str] = {key: key for key in current}
+        runtime = getattr(self.config_entry, "runtime_data", None)
+        if isinstance(runtime, TasmotaRuntime):
+            for state in runtime.coordinator.tracker.devices.values():
+                choices[device_key(state)] = f"{state.name} ({device_key(state)})"
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_EXCLUDED_DEVICES, default=current): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[
+                            SelectOptionDict(value=key, label=label)
+                            for key, label in sorted(choices.items(), key=lambda kv: kv[1])
+                        ],
+                        multiple=True,
+                    )
+                )
+            }
+        )
+        return self.async_show_form(step_id="devices", data_schema=schema)

@@ -10,6 +10,11 @@ CONF_KIND: Final = "kind"
 CONF_WEBSOCKET: Final = "websocket"
 
 KIND_OPENDTU: Final = "opendtu"
+KIND_TASMOTA: Final = "tasmota"
+
+CONF_DISCOVERY_PREFIX: Final = "discovery_prefix"
+CONF_EXCLUDED_DEVICES: Final = "excluded_devices"
+DEFAULT_DISCOVERY_PREFIX: Final = "tasmota/discovery"
 
 DEFAULT_OPENDTU_SCAN_INTERVAL: Final = 30
 MIN_SCAN_INTERVAL: Final = 5

@@ -10,21 +10,48 @@ from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
 from . import FleetMetricsConfigEntry
+from .opendtu import OpenDtuRuntime
 
-TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, "mac", "ip"}
+TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, "mac", "ip", "bssid"}
 
 
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: FleetMetricsConfigEntry
 ) -> dict[str, Any]:
-    coordinator = entry.runtime_data.coordinator
-    return {
-        "entry": async_redact_data(
-            {"data": dict(entry.data), "options": dict(entry.options)}, TO_REDACT
-        ),
-        "live_connected": coordinator.live_connected,
-        "live_messages": coordinator.collector.live_messages,
-        "live_parse_errors": coordinator.collector.parse_errors,
-        "last_update_success": coordinator.last_update_success,
-        "snapshot": async_redact_data(dataclasses.asdict(coordinator.data), TO_REDACT),
-    }
+    entry_data = {"data": dict(entry.data), "options": dict(entry.options)}
+    runtime = entry.runtime_data
+    if isinstance(runtime, OpenDtuRuntime):
+        coordinator = runtime.coordinator
+        state: dict[str, Any] = {
+            "live_connected": coordinator.live_connected,
+            "live_messages": coordinator.collector.live_messages,
+            "live_parse_errors": coordinator.collector.parse_errors,
+            "last_update_success": coordinator.last_update_success,
+            "snapshot": dataclasses.asdict(coordinator.data),
+        }
+    else:
+        tasmota = runtime.coordinator
+        state = {
+            "broker": {
+                "state": str(tasmota.session.state),
+                "last_error": tasmota.session.last_error,
+                "reconnects": tasmota.session.reconnects,
+                "messages": tasmota.session.messages,
+            },
+            "parse_errors": tasmota.tracker.parse_errors,
+            "skipped_values": tasmota.tracker.skipped.count,
+            "devices": {
+                topic: {
+                    "device": dataclasses.asdict(device.device) if device.device else None,
+                    "online": device.online,
+                    "health": device.health,
+                    "relays": device.relays,
+                    "readings": {
+                        f"{key[0]}{dict(key[1])}": reading.fields
+                        for key, reading in device.readings.items()
+                    },
+                }
+                for topic, device in tasmota.tracker.devices.items()
+            },
+        }
+    return async_redact_data({"entry": entry_data, **state}, TO_REDACT)

@@ -6,7 +6,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import FleetMetricsConfigEntry
-from .opendtu.sensor import async_setup_sensors
+from .opendtu import OpenDtuRuntime
+from .opendtu.sensor import async_setup_sensors as setup_opendtu
+from .tasmota.sensor import async_setup_sensors as setup_tasmota
 
 
 async def async_setup_entry(
@@ -14,4 +16,8 @@ async def async_setup_entry(
     entry: FleetMetricsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    entry.async_on_unload(async_setup_sensors(entry.runtime_data.coordinator, async_add_entities))
+    runtime = entry.runtime_data
+    if isinstance(runtime, OpenDtuRuntime):
+        entry.async_on_unload(setup_opendtu(runtime.coordinator, async_add_entities))
+    else:
+        entry.async_on_unload(setup_tasmota(runtime.coordinator, async_add_entities))

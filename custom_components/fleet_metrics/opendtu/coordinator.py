@@ -9,9 +9,8 @@ from datetime import timedelta
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_SCAN_INTERVAL
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
-from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from ..const import DEFAULT_OPENDTU_SCAN_INTERVAL, DOMAIN, LIVE_UPDATE_MIN_INTERVAL
@@ -19,6 +18,7 @@ from ..core.backoff import Backoff
 from ..core.sources.opendtu.client import InvalidAuth, OpenDtuError
 from ..core.sources.opendtu.collector import OpenDtuCollector
 from ..core.sources.opendtu.models import DtuSnapshot, Inverter
+from ..throttle import ThrottledNotifier
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ class OpenDtuCoordinator(DataUpdateCoordinator[DtuSnapshot]):
         )
         self.collector = collector
         self.live_connected = False
-        self._last_push = 0.0
-        self._cancel_push: CALLBACK_TYPE | None = None
+        self._notify_live = ThrottledNotifier(
+            hass, LIVE_UPDATE_MIN_INTERVAL, self.async_update_listeners
+        )
 
     async def _async_update_data(self) -> DtuSnapshot:
         try:
@@ -82,27 +83,11 @@ class OpenDtuCoordinator(DataUpdateCoordinator[DtuSnapshot]):
                 )
                 await asyncio.sleep(delay)
         finally:
-            if self._cancel_push is not None:
-                self._cancel_push()
-                self._cancel_push = None
+            self._notify_live.cancel()
 
     @callback
     def _on_live(self, snapshot: DtuSnapshot, updated: list[Inverter]) -> None:
-        # Poll timer stays as it is (async_set_updated_data would reset it and starve the
-        # system data of refreshes); listeners are told at most every LIVE_UPDATE_MIN_INTERVAL.
+        # The poll timer stays as it is (async_set_updated_data would reset it and starve
+        # the system data of refreshes); listeners hear of pushes at a throttled rate.
         self.data = snapshot
-        wait = self._last_push + LIVE_UPDATE_MIN_INTERVAL - time.monotonic()
-        if wait <= 0:
-            self._push_now()
-        elif self._cancel_push is None:
-            self._cancel_push = async_call_later(self.hass, wait, self._push_later)
-
-    @callback
-    def _push_later(self, _now: object) -> None:
-        self._cancel_push = None
-        self._push_now()
-
-    @callback
-    def _push_now(self) -> None:
-        self._last_push = time.monotonic()
-        self.async_update_listeners()
+        self._notify_live()

@@ -108,6 +108,7 @@ class BrokerSession:
         self._identifier = settings.get("client_id") or f"fleet-metrics-{uuid.uuid4().hex[:12]}"
         self._pending: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
+        self.on_state_change: Callable[[ConnectionState], None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -121,9 +122,9 @@ class BrokerSession:
             self._in_background(self._client.subscribe(topic_filter))
 
         def unsubscribe() -> None:
+            # Only the route goes: the broker-side filter lapses at the next reconnect, and
+            # until then its messages find no handler. No round trip while shutting down.
             self._router.remove(topic_filter, handler)
-            if topic_filter not in self._router.filters and self._client is not None:
-                self._in_background(self._client.unsubscribe(topic_filter))
 
         return unsubscribe
 
@@ -144,6 +145,8 @@ class BrokerSession:
         previous = self.state
         self.state = state
         self.last_error = error
+        if state is not previous and self.on_state_change is not None:
+            self.on_state_change(state)
         if state is ConnectionState.CONNECTED:
             self._connected.set()
             _LOGGER.info("broker %s: connected to %s:%s", self.name, *self._address())
@@ -165,17 +168,13 @@ class BrokerSession:
             backoff = self._backoff
             try:
                 async with _client(self.settings, self._identifier) as client:
-                    self._client = client
-                    for topic_filter in self._router.filters:
-                        await client.subscribe(topic_filter)
-                    self.connects += 1
-                    if self.connects > 1:
-                        self.reconnects += 1
-                    self._backoff.reset()
-                    self._auth_backoff.reset()
-                    self._set_state(ConnectionState.CONNECTED)
-                    async for message in client.messages:
-                        self._dispatch(message.topic.value, message.payload)
+                    try:
+                        await self._serve(client)
+                    except asyncio.CancelledError:
+                        # aiomqtt schedules add_writer with call_soon after each send; closing
+                        # the socket before that callback runs makes it register a dead fd.
+                        await asyncio.sleep(0)
+                        raise
                 error = "connection closed"
             except aiomqtt.MqttError as err:
                 if _is_auth_error(err):
@@ -189,8 +188,23 @@ class BrokerSession:
                 error = str(err)
             finally:
                 self._client = None
+                for task in self._pending:
+                    task.cancel()
             self._set_state(ConnectionState.DISCONNECTED, error)
             await asyncio.sleep(backoff.next_delay())
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        self._client = client
+        for topic_filter in self._router.filters:
+            await client.subscribe(topic_filter)
+        self.connects += 1
+        if self.connects > 1:
+            self.reconnects += 1
+        self._backoff.reset()
+        self._auth_backoff.reset()
+        self._set_state(ConnectionState.CONNECTED)
+        async for message in client.messages:
+            self._dispatch(message.topic.value, message.payload)
 
     def _dispatch(self, topic: str, payload: Any) -> None:
         self.messages += 1

@@ -73,6 +73,10 @@ class TasmotaTracker:
         for template in full_topics:
             self._add_layout(FullTopic(template))
 
+    def set_layout_listener(self, on_new_layout: Callable[[FullTopic], None]) -> None:
+        """Who subscribes the filters of layouts that discovery brings later."""
+        self._on_new_layout = on_new_layout
+
     def filters(self) -> list[str]:
         out = [f"{self.discovery_prefix}/+/config", f"{self.discovery_prefix}/+/sensors"]
         for layout in self.layouts:
@@ -131,6 +135,12 @@ class TasmotaTracker:
         except DiscoveryError:
             self.parse_errors += 1
         return []
+
+    def forget(self, topic: str) -> None:
+        """Drop a device (removed by the user); it returns if it reports again."""
+        state = self.devices.pop(topic, None)
+        if state is not None and state.mac is not None:
+            self.by_mac.pop(state.mac, None)
 
     def by_mac_state(self, mac: str) -> DeviceState | None:
         topic = self.by_mac.get(mac.upper())
