@@ -46,13 +46,37 @@ def _is_auth_error(err: aiomqtt.MqttError) -> bool:
     return isinstance(rc, int) and rc in _AUTH_CODES_V3
 
 
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, minus one race.
+
+    After every send aiomqtt (2.5) schedules the socket's write watcher with
+    ``call_soon_threadsafe``. When the socket closes before that callback runs (the broker
+    went away mid-subscribe, or the task was cancelled), the loop is asked to watch a dead
+    file descriptor and logs an OSError. Here the watcher is only added to an open socket.
+    """
+
+    def _on_socket_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        def write() -> None:
+            try:
+                client.loop_write()
+            except Exception as err:
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(err)
+
+        def watch() -> None:
+            if sock.fileno() != -1:
+                self._loop.add_writer(sock.fileno(), write)
+
+        self._loop.call_soon_threadsafe(watch)
+
+
 def _client(settings: Mapping[str, Any], identifier: str) -> aiomqtt.Client:
     protocol = (
         aiomqtt.ProtocolVersion.V5
         if settings.get("protocol") == "5"
         else aiomqtt.ProtocolVersion.V311
     )
-    return aiomqtt.Client(
+    return _Client(
         hostname=settings["host"],
         port=settings.get("port", 1883),
         username=settings.get("username") or None,
@@ -168,13 +192,7 @@ class BrokerSession:
             backoff = self._backoff
             try:
                 async with _client(self.settings, self._identifier) as client:
-                    try:
-                        await self._serve(client)
-                    except asyncio.CancelledError:
-                        # aiomqtt schedules add_writer with call_soon after each send; closing
-                        # the socket before that callback runs makes it register a dead fd.
-                        await asyncio.sleep(0)
-                        raise
+                    await self._serve(client)
                 error = "connection closed"
             except aiomqtt.MqttError as err:
                 if _is_auth_error(err):
