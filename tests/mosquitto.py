@@ -24,11 +24,16 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, users: dict[str, str] | None = None, tls: bool = False
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.users = users or {}
+        self.tls = tls
         self._proc: asyncio.subprocess.Process | None = None
+        if tls:
+            make_certificates(workdir)
 
     @property
     def settings(self) -> dict[str, object]:
@@ -50,6 +55,13 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {passwords}"]
         else:
             lines.append("allow_anonymous true")
+        if self.tls:
+            lines += [
+                f"cafile {self.workdir / 'ca.crt'}",
+                f"certfile {self.workdir / 'server.crt'}",
+                f"keyfile {self.workdir / 'server.key'}",
+                "require_certificate true",
+            ]
         config = self.workdir / "mosquitto.conf"
         config.write_text("\n".join(lines) + "\n")
         return config
@@ -84,6 +96,31 @@ class Mosquitto:
         async with aiomqtt.Client("127.0.0.1", self.port, **auth) as client:
             for topic, payload in messages:
                 await client.publish(topic, payload, qos=1, retain=retain)
+
+
+def make_certificates(workdir: Path) -> None:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate.
+
+    Python 3.13 verifies strictly, so the CA carries key usage and the leaves key identifiers.
+    """
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=workdir, check=True, capture_output=True)
+
+    key = ["-newkey", "rsa:2048", "-nodes"]
+    ca_ext = ["-addext", "basicConstraints=critical,CA:TRUE"]
+    ca_ext += ["-addext", "keyUsage=critical,keyCertSign,cRLSign"]
+    openssl("req", "-x509", *key, "-days", "2", "-subj", "/CN=test-ca", *ca_ext,
+            "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    leaf = "authorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n"
+    (workdir / "server.ext").write_text(leaf + "subjectAltName=IP:127.0.0.1\n")
+    (workdir / "client.ext").write_text(leaf)
+    for name in ("server", "client"):
+        openssl("req", *key, "-subj", f"/CN={name}", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr")  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
+                "-out", f"{name}.crt")  # fmt: skip
 
 
 @pytest.fixture

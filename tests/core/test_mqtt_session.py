@@ -200,3 +200,37 @@ async def test_wrong_credentials_are_reported_and_retried_slowly(
 async def test_check_connection_to_nothing() -> None:
     with pytest.raises(BrokerUnavailable):
         await check_connection({"host": "127.0.0.1", "port": free_port()})
+
+
+async def test_mqtt_5(mosquitto: Mosquitto) -> None:
+    session = BrokerSession("home", {**mosquitto.settings, "protocol": "5"}, backoff=fast())
+    seen: list[bytes] = []
+    session.subscribe("v5/#", lambda t, p: seen.append(p))
+    async with running(session):
+        await asyncio.wait_for(session.wait_connected(), 10)
+        await mosquitto.publish([("v5/a", b"five")])
+        await until(lambda: seen == [b"five"])
+
+
+async def test_tls_with_client_certificate(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path, tls=True)
+    await broker.start()
+    try:
+        settings: dict[str, Any] = {
+            **broker.settings,
+            "tls": True,
+            "ca_file": str(tmp_path / "ca.crt"),
+            "cert_file": str(tmp_path / "client.crt"),
+            "key_file": str(tmp_path / "client.key"),
+        }
+        await check_connection(settings)
+        with pytest.raises(BrokerUnavailable):  # the broker demands a client certificate
+            await check_connection({**settings, "cert_file": "", "key_file": ""})
+        with pytest.raises(BrokerUnavailable):  # a CA that did not sign the server
+            await check_connection({**settings, "ca_file": ""})
+        session = BrokerSession("secure", settings, backoff=fast())
+        async with running(session):
+            await asyncio.wait_for(session.wait_connected(), 10)
+            assert session.connected
+    finally:
+        await broker.stop()
