@@ -6,8 +6,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import FleetMetricsConfigEntry
-from .opendtu import OpenDtuRuntime
 from .opendtu.binary_sensor import async_setup_binary_sensors as setup_opendtu
+from .platform_setup import setup_for_kind
 from .tasmota.binary_sensor import async_setup_binary_sensors as setup_tasmota
 
 
@@ -16,8 +16,4 @@ async def async_setup_entry(
     entry: FleetMetricsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    runtime = entry.runtime_data
-    if isinstance(runtime, OpenDtuRuntime):
-        entry.async_on_unload(setup_opendtu(runtime.coordinator, async_add_entities))
-    else:
-        entry.async_on_unload(setup_tasmota(runtime.coordinator, async_add_entities))
+    setup_for_kind(entry, async_add_entities, setup_opendtu, setup_tasmota)
