@@ -346,3 +346,56 @@ def test_bad_discovery_is_counted() -> None:
     tracker.handle("tasmota/discovery/AABBCCDDEEFF/config", b"{broken")
     assert tracker.parse_errors == 2
     assert tracker.devices == {}
+
+
+def test_ds18b20_discovery_and_a_device_without_sensors() -> None:
+    tracker = TasmotaTracker()
+    discovered(
+        tracker,
+        "2C3AE82EB8AE",
+        "discovery_config_ds18b20_v11.0.0.json",
+        "discovery_sensors_ds18b20_v11.0.0.json",
+    )
+    (state,) = tracker.devices.values()
+    assert state.device is not None and state.device.sensors == ["DS18B20"]
+    tracker.handle(
+        f"tasmota/discovery/{state.device.mac}/sensors",
+        payload("discovery_sensors_none_v11.0.0.json"),
+    )
+    assert state.device.sensors == []
+    assert tracker.parse_errors == 0
+
+
+@pytest.mark.parametrize(
+    ("topic", "name", "relay_on"),
+    [
+        ("stat/dev/POWER", "stat_power_on.txt", True),
+        ("stat/dev/RESULT", "stat_result_power.json", True),
+    ],
+)
+def test_relay_replies(topic: str, name: str, relay_on: bool) -> None:
+    samples = sensor(name, topic)
+    assert fields_of(samples, "tasmota_relay", relay="1") == {"on": relay_on}
+
+
+def test_lwt_offline() -> None:
+    (sample,) = sensor("lwt_offline.txt", "tele/dev/LWT")
+    assert sample.fields == {"online": False}
+
+
+def test_status0_reply_carries_sensors_and_state() -> None:
+    samples = sensor("stat_status0_v11.0.0.json", "stat/dev/STATUS0")
+    ds18b20 = fields_of(samples, "tasmota_sensor", sensor="DS18B20")
+    assert ds18b20 == {"temperature_celsius": 18.1}
+    assert "uptime_seconds" in fields_of(samples, "tasmota_device")
+    assert isinstance(fields_of(samples, "tasmota_relay", relay="1")["on"], bool)
+
+
+def test_teleinfo_sensor_with_custom_full_topic() -> None:
+    tracker = TasmotaTracker(full_topics=["emoncms/ch2i/factory/%topic%/%prefix%/"])
+    samples = tracker.handle(
+        "emoncms/ch2i/factory/denky_D6C0C0/tele/SENSOR",
+        payload("tele_sensor_teleinfo_custom_fulltopic.json"),
+    )
+    assert fields_of(samples, "tasmota_energy")["power_watts"] == 170
+    assert fields_of(samples, "tasmota_sensor", sensor="TIC")["hchp"] == 2275560

@@ -177,6 +177,15 @@ class TasmotaTracker:
             online_payload = device.online_payload if device else "Online"
             state.online = payload.decode(errors="replace").strip() == online_payload
             return [Sample("tasmota_device", state.tags(), {"online": state.online}, now)]
+        if command == "STATUS0":
+            # "Status 0" answers with everything: sensors and state in one reply.
+            body = self._decode(payload)
+            if body is None:
+                return []
+            samples = self._readings(
+                state, sensor_readings(_inner(body, "StatusSNS"), self.skipped), now
+            )
+            return samples + self._state(state, _inner(body, "StatusSTS"), now)
         if command in ("SENSOR", "STATUS10", "STATUS8"):
             body = self._decode(payload)
             if body is None:
@@ -191,12 +200,7 @@ class TasmotaTracker:
                 return []
             if command == "STATUS11":
                 body = _inner(body, "StatusSTS")
-            state.health.update(state_fields(body))
-            state.relays.update(relay_states(body))
-            samples = [
-                Sample("tasmota_device", state.tags(), dict(state.health), now, STATE_COUNTERS)
-            ]
-            return samples + self._relay_samples(state, now)
+            return self._state(state, body, now)
         if command == "RESULT" or command.startswith("POWER"):
             text = payload.strip()
             if text.startswith(b"{"):
@@ -207,6 +211,12 @@ class TasmotaTracker:
             state.relays.update(relays)
             return self._relay_samples(state, now) if relays else []
         return []
+
+    def _state(self, state: DeviceState, body: Mapping[str, Any], now: int) -> list[Sample]:
+        state.health.update(state_fields(body))
+        state.relays.update(relay_states(body))
+        health = Sample("tasmota_device", state.tags(), dict(state.health), now, STATE_COUNTERS)
+        return [health, *self._relay_samples(state, now)]
 
     def _readings(self, state: DeviceState, readings: list[Reading], now: int) -> list[Sample]:
         tags = state.tags()
