@@ -10,7 +10,12 @@ import pytest
 
 import custom_components.fleet_metrics  # noqa: F401 - see the module docstring
 
-pytest_plugins = ["tests.opendtu_fake", "tests.mosquitto"]
+pytest_plugins = [
+    "tests.opendtu_fake",
+    "tests.mosquitto",
+    "tests.websocket_feed",
+    "tests.standalone.runner_process",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -365,3 +365,43 @@ async def test_diagnostics_redact_credentials(
         await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await broker.stop()
+
+
+async def test_reconfigure_moves_to_another_broker(
+    hass: HomeAssistant, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    entry = entry_for(mosquitto)
+    await setup(hass, entry)
+    (tmp_path / "other").mkdir()
+    other = Mosquitto(tmp_path / "other")
+    await other.start()
+    try:
+        result = await entry.start_reconfigure_flow(hass)
+        assert result["step_id"] == "reconfigure"
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {
+                CONF_HOST: "127.0.0.1",
+                CONF_PORT: other.port,
+                CONF_DISCOVERY_PREFIX: "tasmota/discovery",
+            },
+        )
+        # A different broker is a different fleet: the unique id no longer matches.
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "wrong_device"
+        result = await entry.start_reconfigure_flow(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {
+                CONF_HOST: "127.0.0.1",
+                CONF_PORT: mosquitto.port,
+                CONF_USERNAME: "",
+                CONF_DISCOVERY_PREFIX: "tasmota/discovery",
+            },
+        )
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.LOADED
+    finally:
+        await hass.config_entries.async_unload(entry.entry_id)
+        await other.stop()

@@ -6,9 +6,12 @@ import asyncio
 import re
 import signal
 import sys
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 LISTEN_RE = re.compile(r"serving /metrics and /healthz on [\d.]+:(\d+)")
 
@@ -100,3 +103,19 @@ flush_interval = {flush}
         encoding="utf-8",
     )
     return path
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+@pytest.fixture
+async def processes() -> AsyncGenerator[list[RunnerProcess]]:
+    started: list[RunnerProcess] = []
+    yield started
+    for process in started:
+        await process.kill()

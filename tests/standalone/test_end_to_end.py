@@ -6,33 +6,13 @@ import asyncio
 import re
 import signal
 import time
-from collections.abc import AsyncGenerator
 from pathlib import Path
-
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.core.lp_reference_parser import parse_line
 from tests.core.test_prometheus import promtool_check
 from tests.opendtu_fake import FakeOpenDtu
 
-from .runner_process import RunnerProcess, write_config
-
-
-def metric_value(text: str, name: str, **labels: str) -> float | None:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
-
-
-@pytest.fixture
-async def processes() -> AsyncGenerator[list[RunnerProcess]]:
-    started: list[RunnerProcess] = []
-    yield started
-    for process in started:
-        await process.kill()
+from .runner_process import RunnerProcess, metric_value, write_config
 
 
 def demo_source(name: str, trigger: Path, interval: float = 0.1) -> str:

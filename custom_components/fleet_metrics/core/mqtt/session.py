@@ -47,13 +47,25 @@ def _is_auth_error(err: aiomqtt.MqttError) -> bool:
 
 
 class _Client(aiomqtt.Client):
-    """aiomqtt's client, minus one race.
+    """aiomqtt's client (2.5), minus two races seen when a session stops or the broker goes.
 
-    After every send aiomqtt (2.5) schedules the socket's write watcher with
-    ``call_soon_threadsafe``. When the socket closes before that callback runs (the broker
-    went away mid-subscribe, or the task was cancelled), the loop is asked to watch a dead
-    file descriptor and logs an OSError. Here the watcher is only added to an open socket.
+    - After every send aiomqtt schedules the socket's write watcher with
+      ``call_soon_threadsafe``. When the socket closes before that callback runs, the loop is
+      asked to watch a dead file descriptor and logs an OSError. Here the watcher is only
+      added to an open socket.
+    - When the task is cancelled while waiting for CONNACK, aiomqtt's connect future is
+      cancelled, and paho's later disconnect callback asks it for its exception, which
+      raises CancelledError inside the loop. Here that callback stops early; and a disconnect
+      error that arrives while the session is already leaving is marked as seen (an awaiter
+      still gets it) instead of being logged as never retrieved.
     """
+
+    def _on_disconnect(self, *args: Any, **kwargs: Any) -> None:
+        if self._connected.cancelled():
+            return
+        super()._on_disconnect(*args, **kwargs)
+        if self._disconnected.done() and not self._disconnected.cancelled():
+            self._disconnected.exception()
 
     def _on_socket_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
         def write() -> None:

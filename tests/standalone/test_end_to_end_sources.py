@@ -1,4 +1,4 @@
-"""Tasmota through a real broker into both outputs of the real command."""
+"""MQTT (Tasmota) and WebSocket sources into both outputs of the real command."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 from tests.core.lp_reference_parser import parse_line
 from tests.core.test_prometheus import promtool_check
 from tests.mosquitto import Mosquitto
+from tests.websocket_feed import Feed
 
-from .runner_process import RunnerProcess, write_config
-from .test_end_to_end import metric_value, processes  # noqa: F401 - fixture
+from .runner_process import RunnerProcess, metric_value, write_config
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "tasmota"
 
@@ -22,7 +22,7 @@ def fixture(name: str) -> bytes:
 async def test_tasmota_discovery_and_telemetry_reach_both_outputs(
     tmp_path: Path,
     mosquitto: Mosquitto,
-    processes: list[RunnerProcess],  # noqa: F811
+    processes: list[RunnerProcess],
 ) -> None:
     # Retained discovery is already on the broker when the runner starts, as in real life.
     await mosquitto.publish(
@@ -91,3 +91,32 @@ broker = "home"
 
     runner.signal(signal.SIGTERM)
     assert await runner.wait(timeout=5) == 0
+
+
+async def test_websocket_source_reaches_both_outputs(
+    tmp_path: Path,
+    feed: Feed,
+    processes: list[RunnerProcess],
+) -> None:
+    feed.batches = [['{"data":{"station":"roof","ok":true,"sensors":[{},{"t":"21.5"}]}}']]
+    assert feed.server is not None
+    url = str(feed.server.make_url("/live")).replace("http://", "ws://")
+    config = write_config(
+        tmp_path / "config.toml",
+        f"""
+[[sources]]
+kind = "websocket"
+name = "weather"
+url = "{url}"
+fields = {{ temperature_celsius = "data.sensors[1].t" }}
+tags = {{ station = "data.station" }}
+""",
+    )
+    runner = await RunnerProcess("run", "-c", str(config)).start()
+    processes.append(runner)
+    await runner.wait_for(lambda: any(line.startswith("weather,") for line in runner.stdout_lines))
+    line = parse_line(next(x for x in runner.stdout_lines if x.startswith("weather,")))
+    assert line.tags == {"source": "weather", "station": "roof"}
+    assert line.fields == {"temperature_celsius": 21.5}
+    _, text = await runner.get("/metrics")
+    assert metric_value(text, "weather_temperature_celsius", station="roof") == 21.5
