@@ -1,0 +1,1 @@
+"""TickrMeter fleet statistics: device health and request/response correlation."""

@@ -1,0 +1,1 @@
+"""Compact statistics kept by aggregating sources."""
