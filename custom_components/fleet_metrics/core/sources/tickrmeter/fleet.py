@@ -1,0 +1,161 @@
+"""TickrMeter fleet state: one compact record per device, fed by status and boot messages."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_DEVICE_TIMEOUT = 300.0
+DEFAULT_FORGET_AFTER = 7 * 24 * 3600.0
+
+# Status payload key -> device attribute. Firmware versions name fields differently; the
+# table is configurable and these are the defaults.
+DEFAULT_STATUS_FIELDS: Mapping[str, str] = {
+    "firmware_version": "firmware",
+    "iv": "inner_version",
+    "flash_id": "flash_id",
+    "battery": "battery",
+    "charging": "charging",
+    "vin": "vin",
+    "uptime": "uptime",
+    "wifi_lost": "wifi_lost",
+}
+TEXT_FIELDS = frozenset({"firmware", "inner_version", "flash_id"})
+NUMBER_FIELDS = frozenset({"battery", "vin", "uptime", "wifi_lost"})
+
+
+@dataclass(slots=True)
+class Device:
+    """``__slots__`` keeps 10,000 of these at a few MB."""
+
+    firmware: str | None = None
+    inner_version: str | None = None
+    flash_id: str | None = None
+    battery: float | None = None
+    charging: bool | None = None
+    vin: float | None = None
+    uptime: float | None = None
+    wifi_lost: float | None = None
+    boots: int = 0
+    last_seen: float = 0.0
+
+
+def _number(raw: Any) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return float(raw.strip().rstrip("%V"))
+        except ValueError:
+            return None
+    return None
+
+
+def _flag(raw: Any) -> bool | None:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int | float):
+        return bool(raw)
+    if isinstance(raw, str):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on", "charging"):
+            return True
+        if lowered in ("0", "false", "no", "off", "discharging", "not charging"):
+            return False
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSummary:
+    devices: int
+    online: int
+    low_battery: int
+    by_firmware: dict[str, int]
+    by_inner_version: dict[str, int]
+    by_flash_id: dict[str, int]
+    charging: dict[str, int]
+
+
+class Fleet:
+    def __init__(
+        self,
+        device_timeout: float = DEFAULT_DEVICE_TIMEOUT,
+        forget_after: float = DEFAULT_FORGET_AFTER,
+        status_fields: Mapping[str, str] = DEFAULT_STATUS_FIELDS,
+        low_battery: float = 20.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        unknown = set(status_fields.values()) - TEXT_FIELDS - NUMBER_FIELDS - {"charging"}
+        if unknown:
+            raise ValueError(f"unknown device fields in the status table: {sorted(unknown)}")
+        self.device_timeout = device_timeout
+        self.forget_after = forget_after
+        self.status_fields = dict(status_fields)
+        self.low_battery = low_battery
+        self._clock = clock
+        self.devices: dict[str, Device] = {}
+
+    def _device(self, device_id: str) -> Device:
+        device = self.devices.get(device_id)
+        if device is None:
+            device = self.devices[device_id] = Device()
+        device.last_seen = self._clock()
+        return device
+
+    def status(self, device_id: str, payload: Mapping[str, Any]) -> None:
+        """Apply a status message; unknown keys are ignored, unusable values skipped."""
+        device = self._device(device_id)
+        for key, attribute in self.status_fields.items():
+            raw = payload.get(key)
+            if raw is None:
+                continue
+            if attribute in TEXT_FIELDS:
+                if isinstance(raw, str | int) and not isinstance(raw, bool):
+                    setattr(device, attribute, str(raw))
+            elif attribute == "charging":
+                if (flag := _flag(raw)) is not None:
+                    device.charging = flag
+            elif (value := _number(raw)) is not None:
+                setattr(device, attribute, value)
+
+    def boot(self, device_id: str) -> None:
+        self._device(device_id).boots += 1
+
+    def seen(self, device_id: str) -> None:
+        self._device(device_id)
+
+    def online(self, device: Device, now: float | None = None) -> bool:
+        return (self._clock() if now is None else now) - device.last_seen <= self.device_timeout
+
+    def forget_stale(self) -> int:
+        """Drop devices silent for longer than ``forget_after``; returns how many."""
+        cutoff = self._clock() - self.forget_after
+        stale = [device_id for device_id, d in self.devices.items() if d.last_seen < cutoff]
+        for device_id in stale:
+            del self.devices[device_id]
+        return len(stale)
+
+    def summary(self) -> FleetSummary:
+        now = self._clock()
+        online = [d for d in self.devices.values() if now - d.last_seen <= self.device_timeout]
+        return FleetSummary(
+            devices=len(self.devices),
+            online=len(online),
+            low_battery=sum(
+                1 for d in online if d.battery is not None and d.battery < self.low_battery
+            ),
+            by_firmware=dict(Counter(d.firmware or "unknown" for d in online)),
+            by_inner_version=dict(Counter(d.inner_version or "unknown" for d in online)),
+            by_flash_id=dict(Counter(d.flash_id or "unknown" for d in online)),
+            charging=dict(
+                Counter(
+                    "unknown" if d.charging is None else ("yes" if d.charging else "no")
+                    for d in online
+                )
+            ),
+        )
