@@ -8,7 +8,7 @@ from custom_components.fleet_metrics.core.exporters.line_protocol import (
     encode_sample,
     encode_samples,
 )
-from custom_components.fleet_metrics.core.sample import Sample
+from custom_components.fleet_metrics.core.sample import Histogram, Sample
 
 from .lp_reference_parser import parse_line
 
@@ -94,3 +94,11 @@ def test_encode_samples_skips_empty_and_ends_each_line() -> None:
         ]
     )
     assert text == "a v=1i 1700000000123456789\nc v=2i 1700000000123456789\n"
+
+
+def test_histogram_becomes_bucket_sum_and_count_fields() -> None:
+    histogram = Histogram(((0.1, 3), (math.inf, 10)), sum=4.5, count=10)
+    line = encode_sample(Sample("lat", {"symbol": "AAPL"}, {}, T, histogram=histogram))
+    assert line is not None
+    parsed = parse_line(line)
+    assert parsed.fields == {"le_0.1": 3, "le_inf": 10, "sum": 4.5, "count": 10}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 
@@ -12,7 +13,7 @@ from custom_components.fleet_metrics.core.exporters.prometheus import (
     sanitize_label_name,
     sanitize_metric_name,
 )
-from custom_components.fleet_metrics.core.sample import Sample
+from custom_components.fleet_metrics.core.sample import Histogram, Sample
 
 
 class Clock:
@@ -126,3 +127,25 @@ def test_empty_tag_values_are_not_labels() -> None:
     sink.add(Sample("m", {"dev": "a", "name": ""}, {"v": 1.0}))
     (family,) = text_string_to_metric_families(render(sink))
     assert family.samples[0].labels == {"dev": "a"}
+
+
+def test_histogram_samples_render_as_a_histogram_family_that_promtool_accepts() -> None:
+    sink = PrometheusSink(clock=Clock())
+    histogram = Histogram(((0.1, 3), (0.5, 7), (1.0, 9), (math.inf, 10)), sum=4.2, count=10)
+    sink.add(
+        Sample(
+            "tickrmeter_stock_update_latency_seconds",
+            {"symbol": "AAPL"},
+            {},
+            histogram=histogram,
+        )
+    )
+    text = render(sink)
+    promtool_check(text)
+    (family,) = text_string_to_metric_families(text)
+    assert family.type == "histogram"
+    buckets = {s.labels["le"]: s.value for s in family.samples if s.name.endswith("_bucket")}
+    assert buckets == {"0.1": 3, "0.5": 7, "1.0": 9, "+Inf": 10}
+    by_name = {s.name: s.value for s in family.samples}
+    assert by_name["tickrmeter_stock_update_latency_seconds_count"] == 10
+    assert by_name["tickrmeter_stock_update_latency_seconds_sum"] == pytest.approx(4.2)

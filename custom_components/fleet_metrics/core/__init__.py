@@ -4,6 +4,6 @@ Nothing in this package may import Home Assistant; imports inside it are relativ
 the same files work as ``custom_components.fleet_metrics.core`` and ``fleet_metrics.core``.
 """
 
-from .sample import FieldValue, Sample
+from .sample import FieldValue, Histogram, Sample
 
-__all__ = ["FieldValue", "Sample"]
+__all__ = ["FieldValue", "Histogram", "Sample"]

@@ -46,10 +46,26 @@ def format_field_value(value: FieldValue) -> str | None:
     return _escape_string_field(value)
 
 
+def _histogram_fields(sample: Sample) -> dict[str, FieldValue]:
+    histogram = sample.histogram
+    if histogram is None:
+        return {}
+    fields: dict[str, FieldValue] = {
+        f"le_{'inf' if math.isinf(bound) else repr(bound)}": count
+        for bound, count in histogram.buckets
+    }
+    fields["sum"] = histogram.sum
+    fields["count"] = histogram.count
+    return fields
+
+
 def encode_sample(sample: Sample) -> str | None:
     """One line without the newline; None when no field survives (a line needs one)."""
     fields = []
-    for key, value in sample.fields.items():
+    items = sample.fields.items()
+    if sample.histogram is not None:
+        items = {**sample.fields, **_histogram_fields(sample)}.items()
+    for key, value in items:
         encoded = format_field_value(value)
         if encoded is not None and key:
             fields.append(f"{_escape_key(key)}={encoded}")

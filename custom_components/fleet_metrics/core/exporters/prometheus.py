@@ -6,6 +6,7 @@ escaping and HELP/TYPE lines are the library's; this module only keeps the state
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -15,7 +16,7 @@ from prometheus_client import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample as PromSample
 
-from ..sample import Sample
+from ..sample import Histogram, Sample
 
 _INVALID_METRIC_CHARS = re.compile(r"[^a-zA-Z0-9_:]+")
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]+")
@@ -37,9 +38,9 @@ def sanitize_label_name(name: str) -> str:
 
 @dataclass(slots=True)
 class _Family:
-    kind: str  # "gauge" | "counter"
+    kind: str  # "gauge" | "counter" | "histogram"
     help: str
-    series: dict[LabelKey, tuple[float, float]] = field(default_factory=dict)
+    series: dict[LabelKey, tuple[float | Histogram, float]] = field(default_factory=dict)
 
 
 class PrometheusSink(Collector):
@@ -68,7 +69,8 @@ class PrometheusSink(Collector):
         key = (measurement, field_name)
         name = self._names.get(key)
         if name is None:
-            name = self._names[key] = sanitize_metric_name(f"{measurement}_{field_name}")
+            full = f"{measurement}_{field_name}" if field_name else measurement
+            name = self._names[key] = sanitize_metric_name(full)
         return name
 
     def _label_key(self, tags: Mapping[str, str]) -> LabelKey:
@@ -84,18 +86,26 @@ class PrometheusSink(Collector):
         items.sort()
         return tuple(items)
 
+    def _family(self, name: str, kind: str, fallback_help: str) -> _Family:
+        family = self._families.get(name)
+        if family is None:
+            help_text = self._help.get(name) or fallback_help
+            family = self._families[name] = _Family(kind, help_text)
+        return family
+
     def add(self, sample: Sample) -> None:
         expires = self._clock() + self.ttl
         label_key = self._label_key(sample.tags)
+        if sample.histogram is not None:
+            name = self._metric_name(sample.measurement, "")
+            family = self._family(name, "histogram", f"distribution of {sample.measurement}")
+            family.series[label_key] = (sample.histogram, expires)
         for field_name, value in sample.fields.items():
             if isinstance(value, str):
                 continue  # text has no place in a sample value; sources put it in tags
             name = self._metric_name(sample.measurement, field_name)
-            family = self._families.get(name)
-            if family is None:
-                kind = "counter" if field_name in sample.counters else "gauge"
-                help_text = self._help.get(name) or f"{field_name} of {sample.measurement}"
-                family = self._families[name] = _Family(kind, help_text)
+            kind = "counter" if field_name in sample.counters else "gauge"
+            family = self._family(name, kind, f"{field_name} of {sample.measurement}")
             family.series[label_key] = (float(value), expires)
 
     def series_count(self) -> int:
@@ -116,9 +126,34 @@ class PrometheusSink(Collector):
             if not series:
                 continue
             metric = Metric(name, family.help, family.kind)
-            sample_name = f"{name}_total" if family.kind == "counter" else name
-            metric.samples = [
-                PromSample(sample_name, dict(labels), value, None, None)
-                for labels, (value, _) in series.items()
-            ]
+            if family.kind == "histogram":
+                metric.samples = [
+                    sample
+                    for labels, (value, _) in series.items()
+                    if isinstance(value, Histogram)
+                    for sample in _histogram_samples(name, dict(labels), value)
+                ]
+            else:
+                sample_name = f"{name}_total" if family.kind == "counter" else name
+                metric.samples = [
+                    PromSample(sample_name, dict(labels), float(value), None, None)
+                    for labels, (value, _) in series.items()
+                    if not isinstance(value, Histogram)
+                ]
             yield metric
+
+
+def _histogram_samples(name: str, labels: dict[str, str], value: Histogram) -> list[PromSample]:
+    out = [
+        PromSample(
+            f"{name}_bucket",
+            {**labels, "le": "+Inf" if math.isinf(bound) else repr(float(bound))},
+            float(count),
+            None,
+            None,
+        )
+        for bound, count in value.buckets
+    ]
+    out.append(PromSample(f"{name}_count", labels, float(value.count), None, None))
+    out.append(PromSample(f"{name}_sum", labels, value.sum, None, None))
+    return out
