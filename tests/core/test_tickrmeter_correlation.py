@@ -144,3 +144,16 @@ def test_window_slides(clock: Clock) -> None:
     clock.now += 400
     assert window.summary().count == 0
     assert window.summary().p95 is None
+
+
+def test_histogram_buckets_are_cumulative_since_start(clock: Clock) -> None:
+    correlator = Correlator(clock=clock, buckets=(0.1, 1.0))
+    for latency in (0.05, 0.1, 0.5, 2.0, 40.0):
+        clock.now = 1000.0  # a whole start keeps 0.1 on its bucket's (inclusive) bound
+        correlator.request("A", "AAPL")
+        clock.now += latency
+        correlator.response("A", "AAPL")
+    histogram = correlator.histogram(correlator.symbols["AAPL"])
+    assert histogram.buckets == ((0.1, 2), (1.0, 3), (float("inf"), 5))
+    assert histogram.count == 5
+    assert histogram.sum == pytest.approx(42.65)

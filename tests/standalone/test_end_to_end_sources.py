@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
+
+import orjson
 
 from tests.core.lp_reference_parser import parse_line
 from tests.core.test_prometheus import promtool_check
@@ -120,3 +123,86 @@ tags = {{ station = "data.station" }}
     assert line.fields == {"temperature_celsius": 21.5}
     _, text = await runner.get("/metrics")
     assert metric_value(text, "weather_temperature_celsius", station="roof") == 21.5
+
+
+async def test_tickrmeter_fleet_statistics_through_the_broker(
+    tmp_path: Path, mosquitto: Mosquitto, processes: list[RunnerProcess]
+) -> None:
+    config = write_config(
+        tmp_path / "config.toml",
+        f"""
+[brokers.home]
+host = "127.0.0.1"
+port = {mosquitto.port}
+
+[[sources]]
+kind = "tickrmeter"
+name = "fleet"
+broker = "home"
+tick = 0.2
+request_timeout = 0.5
+per_device = true
+""",
+    )
+    runner = await RunnerProcess("run", "-c", str(config)).start()
+    processes.append(runner)
+    await runner.wait_for(lambda: "broker home: connected" in runner.stderr)
+    await asyncio.sleep(0.3)  # subscriptions are sent right after CONNACK
+
+    def request(device: str, symbol: str) -> tuple[str, bytes]:
+        return "STOCKPRICEUPDATE", orjson.dumps(
+            {"type": "UPDATE", "device": device, "symbol": symbol}
+        )
+
+    def answer(device: str, symbol: str) -> tuple[str, bytes]:
+        return device, orjson.dumps({"symbol": symbol, "price": "$1", "type": "UPDATE"})
+
+    devices = [f"08A6F792DD{i:02X}" for i in range(10)]
+    await mosquitto.publish([request(d, "AAPL") for d in devices] + [request(devices[0], "BTC")])
+    await asyncio.sleep(0.1)
+    await mosquitto.publish(
+        [answer(d, "AAPL") for d in devices]
+        + [
+            ("DEVICESTATUS_RES", orjson.dumps(
+                {"firmware_version": "62p", "device": devices[1], "battery": "12"}
+            )),
+            ("TICKRMETERBOOT", orjson.dumps({"type": "BOOT", "device": devices[2]})),
+            ("DEVICESTATUS_RES", b"{broken"),
+            ("FFFFFFFFFFFF", b'{"symbol":"ETH"}'),
+        ]
+    )  # fmt: skip
+
+    def scraped(text: str) -> bool:
+        return (metric_value(text, "tickrmeter_stock_update_timeout_total", symbol="BTC") or 0) >= 1
+
+    text = ""
+    async with asyncio.timeout(10):
+        while not scraped(text):
+            await asyncio.sleep(0.2)
+            _, text = await runner.get("/metrics")
+    promtool_check(text)
+    assert metric_value(text, "tickrmeter_stock_update_requests_total", symbol="AAPL") == 10
+    assert metric_value(text, "tickrmeter_stock_update_responses_total", symbol="AAPL") == 10
+    assert (
+        metric_value(text, "tickrmeter_stock_update_unsolicited_responses_total", symbol="ETH") == 1
+    )
+    assert metric_value(text, "tickrmeter_stock_update_latency_seconds_count", symbol="AAPL") == 10
+    assert (
+        metric_value(
+            text, "tickrmeter_stock_update_latency_seconds_bucket", symbol="AAPL", le="+Inf"
+        )
+        == 10
+    )
+    assert metric_value(text, "tickrmeter_stock_update_response_ratio", symbol="BTC") == 0.0
+    assert metric_value(text, "tickrmeter_slowest_symbols_ranking", symbol="AAPL", rank="1") > 0
+    assert metric_value(text, "tickrmeter_devices_online") == 11  # 10 + the unsolicited one
+    assert metric_value(text, "tickrmeter_devices_by_firmware", firmware_version="62p") == 1
+    assert metric_value(text, "tickrmeter_devices_low_battery") == 1
+    assert metric_value(text, "tickrmeter_device_battery_level", device_id=devices[1]) == 12
+    assert metric_value(text, "tickrmeter_device_boots_total", device_id=devices[2]) == 1
+    assert metric_value(text, "tickrmeter_messages_malformed_total", kind="status") == 1
+    assert metric_value(text, "fleet_metrics_source_parse_errors_total", source="fleet") == 1
+    gauges = [line.split()[2] for line in text.splitlines() if line.endswith(" gauge")]
+    assert gauges and not [name for name in gauges if name.endswith("_total")]
+    lines = [parse_line(line) for line in runner.stdout_lines if line.startswith("tickrmeter_")]
+    assert any(line.measurement == "tickrmeter_stock_update_latency_seconds" for line in lines)

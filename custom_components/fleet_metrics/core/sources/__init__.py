@@ -10,6 +10,7 @@ from ..source import Source, SourceContext
 from . import demo, websocket
 from .opendtu import source as opendtu
 from .tasmota import source as tasmota
+from .tickrmeter import source as tickrmeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ KINDS: dict[str, SourceKind] = {
     "opendtu": SourceKind(opendtu.OpenDtuSource, opendtu.SCHEMA),
     "tasmota": SourceKind(tasmota.TasmotaSource, tasmota.SCHEMA),
     "websocket": SourceKind(websocket.WebSocketSource, websocket.SCHEMA),
+    "tickrmeter": SourceKind(tickrmeter.TickrMeterSource, tickrmeter.SCHEMA),
 }
 
 

@@ -15,15 +15,21 @@ the oldest entries, each in O(1).
 
 from __future__ import annotations
 
+import math
 import time
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 
+from ...sample import Histogram
 from ...stats.windowed import WindowedLatency
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_MAX_PENDING = 100_000
+# Upper bounds of the latency histogram, in seconds; +inf is implied.
+DEFAULT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 @dataclass(slots=True)
@@ -34,6 +40,9 @@ class SymbolStats:
     duplicates: int = 0
     unsolicited: int = 0
     latency: WindowedLatency = field(default_factory=WindowedLatency)
+    # Since start, for the Prometheus histogram: per-bucket (not cumulative) counts.
+    bucket_counts: list[int] = field(default_factory=list)
+    latency_sum: float = 0.0
 
     @property
     def response_ratio(self) -> float | None:
@@ -48,7 +57,9 @@ class Correlator:
         max_pending: int = DEFAULT_MAX_PENDING,
         clock: Callable[[], float] = time.monotonic,
         latency_factory: Callable[[], WindowedLatency] | None = None,
+        buckets: tuple[float, ...] = DEFAULT_BUCKETS,
     ) -> None:
+        self.buckets = tuple(sorted(buckets))
         self.request_timeout = request_timeout
         self.max_pending = max_pending
         self._clock = clock
@@ -64,7 +75,9 @@ class Correlator:
     def _stats(self, symbol: str) -> SymbolStats:
         stats = self.symbols.get(symbol)
         if stats is None:
-            stats = self.symbols[symbol] = SymbolStats(latency=self._latency_factory())
+            stats = self.symbols[symbol] = SymbolStats(
+                latency=self._latency_factory(), bucket_counts=[0] * (len(self.buckets) + 1)
+            )
         return stats
 
     def request(self, device: str, symbol: str) -> None:
@@ -89,7 +102,17 @@ class Correlator:
         latency = self._clock() - started
         stats.responses += 1
         stats.latency.add(latency)
+        stats.bucket_counts[bisect_left(self.buckets, latency)] += 1
+        stats.latency_sum += latency
         return latency
+
+    def histogram(self, stats: SymbolStats) -> Histogram:
+        """Cumulative buckets since start, as Prometheus histograms are."""
+        cumulative = list(accumulate(stats.bucket_counts))
+        bounds = (*self.buckets, math.inf)
+        return Histogram(
+            tuple(zip(bounds, cumulative, strict=True)), stats.latency_sum, cumulative[-1]
+        )
 
     def sweep(self) -> int:
         """Count and drop requests older than the timeout; returns how many."""
