@@ -157,3 +157,9 @@ def test_other_topics_are_ignored(tracker: FleetTracker) -> None:
     tracker.handle("tele/plug/SENSOR", b"{}")
     tracker.handle("ZZZZZZZZZZZZ", b"{}")
     assert tracker.counts.received == {}
+
+
+def test_unit_suffixes_on_status_numbers(tracker: FleetTracker) -> None:
+    tracker.handle("DEVICESTATUS_RES", b'{"device":"EC6260314DD0","battery":"78%","vin":"4.9V"}')
+    device = tracker.fleet.devices["EC6260314DD0"]
+    assert (device.battery, device.vin) == (78.0, 4.9)

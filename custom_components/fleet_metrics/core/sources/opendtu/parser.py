@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ...values import number
 from .models import DcString, Hints, Inverter, LiveData, NetworkInfo, SystemInfo, Totals
 
 # Firmware value names -> our names, in the units the HA sensors use.
@@ -41,24 +42,11 @@ class UnsupportedFirmware(PayloadError):
     """The body comes from firmware too old to read safely."""
 
 
-def _number(raw: Any) -> float | None:
-    if isinstance(raw, bool) or raw is None:
-        return None
-    if isinstance(raw, int | float):
-        return float(raw)
-    if isinstance(raw, str):
-        try:
-            return float(raw)
-        except ValueError:
-            return None
-    return None
-
-
 def _reading(key: str, raw: Any) -> float | None:
     """``{"v": 233.1000061, "u": "V", "d": 1}`` -> 233.1, converted to the canonical unit."""
     if not isinstance(raw, Mapping):
         return None
-    value = _number(raw.get("v"))
+    value = number(raw.get("v"))
     if value is None:
         return None
     unit = raw.get("u")
@@ -93,7 +81,7 @@ def _dc_string(index: int, channel: Any) -> DcString:
 
 
 def _int(raw: Any) -> int | None:
-    value = _number(raw)
+    value = number(raw)
     return int(value) if value is not None else None
 
 
@@ -105,8 +93,8 @@ def parse_inverter(raw: Mapping[str, Any]) -> Inverter:
     serial = raw.get("serial")
     if not isinstance(serial, str) or not serial:
         raise PayloadError("inverter without a serial")
-    limit_absolute = _number(raw.get("limit_absolute"))
-    data_age_ms = _number(raw.get("data_age_ms"))
+    limit_absolute = number(raw.get("limit_absolute"))
+    data_age_ms = number(raw.get("data_age_ms"))
     inverter = Inverter(
         serial=serial,
         name=str(raw.get("name") or serial),
@@ -114,8 +102,8 @@ def parse_inverter(raw: Mapping[str, Any]) -> Inverter:
         producing=bool(raw.get("producing", False)),
         poll_enabled=_bool(raw.get("poll_enabled")),
         order=_int(raw.get("order")),
-        data_age=data_age_ms / 1000.0 if data_age_ms is not None else _number(raw.get("data_age")),
-        limit_relative=_number(raw.get("limit_relative")),
+        data_age=data_age_ms / 1000.0 if data_age_ms is not None else number(raw.get("data_age")),
+        limit_relative=number(raw.get("limit_relative")),
         limit_absolute=limit_absolute
         if limit_absolute is not None and limit_absolute >= 0
         else None,
@@ -124,7 +112,7 @@ def parse_inverter(raw: Mapping[str, Any]) -> Inverter:
     radio = raw.get("radio_stats")
     if isinstance(radio, Mapping):
         inverter.radio = {k: v for k, v in radio.items() if isinstance(v, int) and k != "rssi"}
-        inverter.rssi = _number(radio.get("rssi"))
+        inverter.rssi = number(radio.get("rssi"))
 
     if "AC" in raw or "INV" in raw or "DC" in raw:
         # v23.4+: AC."0" holds the AC values (and, before v24.2, power_dc/yields/efficiency).
@@ -202,10 +190,10 @@ def parse_system_status(body: Any) -> SystemInfo:
         firmware=text("git_hash"),
         chip_model=text("chipmodel"),
         sdk_version=text("sdkversion"),
-        uptime=_number(body.get("uptime")),
+        uptime=number(body.get("uptime")),
         heap_total=_int(body.get("heap_total")),
         heap_used=_int(body.get("heap_used")),
-        cpu_temperature=_number(body.get("cputemp")),
+        cpu_temperature=number(body.get("cputemp")),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ...sample import FieldValue
 from ...units import scale
+from ...values import number
 
 KWH_TO_J = 3_600_000.0
 WH_TO_J = 3600.0
@@ -78,21 +79,6 @@ class Units:
             temperature=temp if temp in ("C", "F") else "C",
             pressure=pressure if pressure in PRESSURE_TO_PA else "hPa",
         )
-
-
-def number(raw: Any) -> float | None:
-    """JSON numbers and strings that hold one; booleans and anything else are not."""
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float):
-        return float(raw)
-    if isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            return None
-        return value if value == value and abs(value) != float("inf") else None
-    return None
 
 
 def convert(key: str, value: float, units: Units) -> tuple[str, float]:

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ...values import number
+
 DEFAULT_DEVICE_TIMEOUT = 300.0
 DEFAULT_FORGET_AFTER = 7 * 24 * 3600.0
 
@@ -41,19 +43,6 @@ class Device:
     wifi_lost: float | None = None
     boots: int = 0
     last_seen: float = 0.0
-
-
-def _number(raw: Any) -> float | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float):
-        return float(raw)
-    if isinstance(raw, str):
-        try:
-            return float(raw.strip().rstrip("%V"))
-        except ValueError:
-            return None
-    return None
 
 
 def _flag(raw: Any) -> bool | None:
@@ -120,8 +109,11 @@ class Fleet:
             elif attribute == "charging":
                 if (flag := _flag(raw)) is not None:
                     device.charging = flag
-            elif (value := _number(raw)) is not None:
-                setattr(device, attribute, value)
+            else:
+                # Some firmware sends units with the number: "78%", "4.9V".
+                text = raw.strip().rstrip("%V") if isinstance(raw, str) else raw
+                if (value := number(text)) is not None:
+                    setattr(device, attribute, value)
 
     def boot(self, device_id: str) -> None:
         self._device(device_id).boots += 1
