@@ -25,7 +25,6 @@ _AUTH_CODES_V5 = {134, 135}
 
 
 class ConnectionState(enum.StrEnum):
-    CONNECTING = "connecting"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
     AUTH_FAILED = "auth_failed"

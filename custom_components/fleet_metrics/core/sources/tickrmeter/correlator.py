@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from ...sample import Histogram
-from ...stats.windowed import WindowedLatency
+from ...stats.windowed import WindowedLatency, WindowSummary
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_MAX_PENDING = 100_000
@@ -128,12 +128,17 @@ class Correlator:
             expired += 1
         return expired
 
-    def slowest(self, top: int = 5) -> list[tuple[str, float]]:
+    def summaries(self) -> dict[str, WindowSummary]:
+        """The latency window of every symbol; each one merges sketches, so read once a tick."""
+        return {symbol: stats.latency.summary() for symbol, stats in self.symbols.items()}
+
+    def slowest(
+        self, top: int = 5, summaries: dict[str, WindowSummary] | None = None
+    ) -> list[tuple[str, float]]:
         """Symbols by windowed p95 latency, slowest first."""
+        windows = self.summaries() if summaries is None else summaries
         ranked = [
-            (symbol, p95)
-            for symbol, stats in self.symbols.items()
-            if (p95 := stats.latency.summary().p95) is not None
+            (symbol, window.p95) for symbol, window in windows.items() if window.p95 is not None
         ]
         ranked.sort(key=lambda item: item[1], reverse=True)
         return ranked[:top]

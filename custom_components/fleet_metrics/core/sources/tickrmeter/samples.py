@@ -41,6 +41,7 @@ HELP = {
 
 def symbol_samples(tracker: FleetTracker, now: int, top: int) -> list[Sample]:
     correlator = tracker.correlator
+    windows = correlator.summaries()
     samples = []
     for symbol, stats in correlator.symbols.items():
         tags = {"symbol": symbol}
@@ -53,7 +54,7 @@ def symbol_samples(tracker: FleetTracker, now: int, top: int) -> list[Sample]:
         }
         if (ratio := stats.response_ratio) is not None:
             fields["response_ratio"] = ratio
-        window = stats.latency.summary()
+        window = windows[symbol]
         for name, value in (
             ("latency_p50_seconds", window.p50),
             ("latency_p95_seconds", window.p95),
@@ -73,7 +74,7 @@ def symbol_samples(tracker: FleetTracker, now: int, top: int) -> list[Sample]:
                 histogram=correlator.histogram(stats),
             )
         )
-    for rank, (symbol, p95) in enumerate(correlator.slowest(top), start=1):
+    for rank, (symbol, p95) in enumerate(correlator.slowest(top, windows), start=1):
         samples.append(
             Sample(
                 "tickrmeter_slowest_symbols",
