@@ -65,16 +65,24 @@ def add_entities_as_they_appear(
 ) -> Callable[[], None]:
     """Add the entities of every device seen so far, then of whatever each update brings.
 
-    Devices the user excluded in the options get none.
+    Updates come up to once a second, so entities are only built for devices whose shape
+    changed since the last look. Devices the user excluded in the options get none.
     """
     known: set[str | None] = set()
+    shapes: dict[str, tuple[object, ...]] = {}
     excluded = set(coordinator.config_entry.options.get(CONF_EXCLUDED_DEVICES, []))
 
     @callback
     def add_new() -> None:
+        changed = []
+        for topic, state in list(coordinator.data.items()):
+            shape = _shape(state)
+            if shapes.get(topic) != shape:
+                shapes[topic] = shape
+                changed.append(state)
         new = [
             entity
-            for state in list(coordinator.data.values())
+            for state in changed
             if device_key(state) not in excluded
             for entity in entities_for(coordinator, state)
             if entity.unique_id not in known
@@ -85,3 +93,9 @@ def add_entities_as_they_appear(
 
     add_new()
     return coordinator.async_add_listener(add_new)
+
+
+def _shape(state: DeviceState) -> tuple[object, ...]:
+    """Changes whenever a device could need a new entity: new readings, fields, relays."""
+    fields = tuple((key, tuple(reading.fields)) for key, reading in state.readings.items())
+    return (state.mac, fields, tuple(state.health), tuple(state.relays))
