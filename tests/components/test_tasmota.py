@@ -44,6 +44,15 @@ def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+def form(broker: Mosquitto) -> dict[str, object]:
+    """The Tasmota form filled in for a test broker."""
+    return {
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: broker.port,
+        CONF_DISCOVERY_PREFIX: "tasmota/discovery",
+    }
+
+
 def entry_for(broker: Mosquitto, **extra: object) -> MockConfigEntry:
     return MockConfigEntry(
         domain=DOMAIN,
@@ -111,11 +120,7 @@ async def test_flow_creates_entry_after_connecting(
     assert result["step_id"] == "tasmota"
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
-        {
-            CONF_HOST: "127.0.0.1",
-            CONF_PORT: mosquitto.port,
-            CONF_DISCOVERY_PREFIX: "tasmota/discovery",
-        },
+        form(mosquitto),
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id == f"127.0.0.1:{mosquitto.port}/tasmota/discovery"
@@ -123,11 +128,7 @@ async def test_flow_creates_entry_after_connecting(
     duplicate = await start_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         duplicate["flow_id"],
-        {
-            CONF_HOST: "127.0.0.1",
-            CONF_PORT: mosquitto.port,
-            CONF_DISCOVERY_PREFIX: "tasmota/discovery",
-        },
+        form(mosquitto),
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
@@ -151,11 +152,7 @@ async def test_flow_is_prefilled_from_ha_mqtt_entry(hass: HomeAssistant) -> None
 async def test_flow_errors(hass: HomeAssistant, tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path, users={"fleet": "right"})
     result = await start_flow(hass)
-    base = {
-        CONF_HOST: "127.0.0.1",
-        CONF_PORT: broker.port,
-        CONF_DISCOVERY_PREFIX: "tasmota/discovery",
-    }
+    base = form(broker)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], base)
     assert result["errors"] == {"base": "cannot_connect"}
     await broker.start()
@@ -380,11 +377,7 @@ async def test_reconfigure_moves_to_another_broker(
         assert result["step_id"] == "reconfigure"
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"],
-            {
-                CONF_HOST: "127.0.0.1",
-                CONF_PORT: other.port,
-                CONF_DISCOVERY_PREFIX: "tasmota/discovery",
-            },
+            form(other),
         )
         # A different broker is a different fleet: the unique id no longer matches.
         assert result["type"] is FlowResultType.ABORT
@@ -392,12 +385,7 @@ async def test_reconfigure_moves_to_another_broker(
         result = await entry.start_reconfigure_flow(hass)
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"],
-            {
-                CONF_HOST: "127.0.0.1",
-                CONF_PORT: mosquitto.port,
-                CONF_USERNAME: "",
-                CONF_DISCOVERY_PREFIX: "tasmota/discovery",
-            },
+            {**form(mosquitto), CONF_USERNAME: ""},
         )
         assert result["reason"] == "reconfigure_successful"
         await hass.async_block_till_done()

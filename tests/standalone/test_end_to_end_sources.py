@@ -18,6 +18,10 @@ from .runner_process import RunnerProcess, metric_value, write_config
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "tasmota"
 
 
+def broker_section(broker: Mosquitto) -> str:
+    return f'[brokers.home]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+
+
 def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
@@ -44,10 +48,7 @@ async def test_tasmota_discovery_and_telemetry_reach_both_outputs(
     config = write_config(
         tmp_path / "config.toml",
         f"""
-[brokers.home]
-host = "127.0.0.1"
-port = {mosquitto.port}
-
+{broker_section(mosquitto)}
 [[sources]]
 kind = "tasmota"
 name = "plugs"
@@ -131,10 +132,7 @@ async def test_tickrmeter_fleet_statistics_through_the_broker(
     config = write_config(
         tmp_path / "config.toml",
         f"""
-[brokers.home]
-host = "127.0.0.1"
-port = {mosquitto.port}
-
+{broker_section(mosquitto)}
 [[sources]]
 kind = "tickrmeter"
 name = "fleet"
