@@ -11,12 +11,11 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntityDescription,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from ..core.sources.opendtu.models import Hints, Inverter
 from .coordinator import OpenDtuCoordinator
-from .entity import OpenDtuEntity, OpenDtuInverterEntity
+from .entity import OpenDtuEntity, OpenDtuInverterEntity, add_inverter_entities_as_they_appear
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,17 +93,8 @@ def async_setup_binary_sensors(
     coordinator: OpenDtuCoordinator, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> Callable[[], None]:
     async_add_entities(HintBinarySensor(coordinator, description) for description in HINTS)
-    known: set[str] = set()
-
-    @callback
-    def add_new_inverters() -> None:
-        for serial, inverter in coordinator.data.inverters.items():
-            if serial not in known:
-                known.add(serial)
-                async_add_entities(
-                    InverterBinarySensor(coordinator, inverter, description)
-                    for description in INVERTER_FLAGS
-                )
-
-    add_new_inverters()
-    return coordinator.async_add_listener(add_new_inverters)
+    return add_inverter_entities_as_they_appear(
+        coordinator,
+        async_add_entities,
+        lambda inverter: [InverterBinarySensor(coordinator, inverter, d) for d in INVERTER_FLAGS],
+    )

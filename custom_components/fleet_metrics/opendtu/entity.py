@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from homeassistant.const import CONF_URL
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import CONNECTION_NETWORK_MAC, DeviceInfo, format_mac
-from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from ..const import DOMAIN
@@ -77,3 +81,22 @@ class OpenDtuInverterEntity(CoordinatorEntity[OpenDtuCoordinator]):
         if not super().available or inverter is None:
             return False
         return inverter.reachable or self._available_when_unreachable
+
+
+def add_inverter_entities_as_they_appear(
+    coordinator: OpenDtuCoordinator,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entities_for: Callable[[Inverter], Iterable[Entity]],
+) -> Callable[[], None]:
+    """Add the entities of every inverter now, and of each inverter the DTU reports later."""
+    known: set[str] = set()
+
+    @callback
+    def add_new() -> None:
+        for serial, inverter in coordinator.data.inverters.items():
+            if serial not in known:
+                known.add(serial)
+                async_add_entities(entities_for(inverter))
+
+    add_new()
+    return coordinator.async_add_listener(add_new)

@@ -25,12 +25,11 @@ from homeassistant.const import (
     UnitOfTemperature,
     UnitOfTime,
 )
-from homeassistant.core import callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from ..core.sources.opendtu.models import DtuSnapshot, Inverter
 from .coordinator import OpenDtuCoordinator
-from .entity import OpenDtuEntity, OpenDtuInverterEntity
+from .entity import OpenDtuEntity, OpenDtuInverterEntity, add_inverter_entities_as_they_appear
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -273,14 +272,6 @@ def async_setup_sensors(
         for description in DTU_SENSORS
         if description.value_fn(coordinator.data) is not None
     )
-    known: set[str] = set()
-
-    @callback
-    def add_new_inverters() -> None:
-        new = [i for s, i in coordinator.data.inverters.items() if s not in known]
-        for inverter in new:
-            known.add(inverter.serial)
-            async_add_entities(inverter_sensors(coordinator, inverter))
-
-    add_new_inverters()
-    return coordinator.async_add_listener(add_new_inverters)
+    return add_inverter_entities_as_they_appear(
+        coordinator, async_add_entities, lambda inverter: inverter_sensors(coordinator, inverter)
+    )
