@@ -35,5 +35,9 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# TickrMeter at fleet scale through a real Mosquitto; prints rates, CPU, loss, RSS, render times.
+bench: $(STAMP)
+	$(PY) -m bench.tickrmeter $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV)

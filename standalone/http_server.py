@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from collections.abc import Callable
 
-REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+from aiohttp import web
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+RENDER_KEY = web.AppKey("render", Callable[[], bytes])
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[REGISTRY_KEY])
+    body = request.app[RENDER_KEY]()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -18,9 +19,10 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-def create_app(registry: CollectorRegistry) -> web.Application:
+def create_app(render: Callable[[], bytes]) -> web.Application:
+    """``render`` returns the whole text exposition."""
     app = web.Application()
-    app[REGISTRY_KEY] = registry
+    app[RENDER_KEY] = render
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     return app

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from .core import config as config_module
 from .core.exporters.line_protocol_output import LineProtocolOutput
@@ -51,8 +51,8 @@ class Runner:
             timeout=lp_cfg["timeout"],
             stream=stdout,
         )
+        # The sink renders itself (see PrometheusSink.render); the registry holds the rest.
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.prometheus)
         self.registry.register(SelfMetrics(self))
         self.supervisor = Supervisor(self.emit)
         self.brokers: dict[str, BrokerSession] = {}
@@ -63,6 +63,9 @@ class Runner:
         self._stopping = asyncio.Event()
         self.bound_port: int | None = None
 
+    def render_metrics(self) -> bytes:
+        return self.prometheus.render().encode() + generate_latest(self.registry)
+
     def emit(self, sample: Sample) -> None:
         self.prometheus.add(sample)
         self.line_protocol.add(sample)
@@ -71,7 +74,7 @@ class Runner:
         listen = self.config["prometheus"]["listen"]
         if listen:
             host, port = split_listen(listen)
-            self._web_runner = web.AppRunner(create_app(self.registry), access_log=None)
+            self._web_runner = web.AppRunner(create_app(self.render_metrics), access_log=None)
             await self._web_runner.setup()
             await web.TCPSite(self._web_runner, host, port).start()
             self.bound_port = self._web_runner.addresses[0][1]

@@ -7,7 +7,10 @@ from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from custom_components.fleet_metrics.core.backoff import Backoff
 from custom_components.fleet_metrics.core.mqtt.session import (
@@ -15,6 +18,7 @@ from custom_components.fleet_metrics.core.mqtt.session import (
     BrokerSession,
     BrokerUnavailable,
     ConnectionState,
+    _client,
     check_connection,
 )
 from custom_components.fleet_metrics.core.mqtt.topic_router import TopicRouter
@@ -202,14 +206,50 @@ async def test_check_connection_to_nothing() -> None:
         await check_connection({"host": "127.0.0.1", "port": free_port()})
 
 
-async def test_mqtt_5(mosquitto: Mosquitto) -> None:
+async def test_mqtt_5_messages_with_properties(mosquitto: Mosquitto) -> None:
     session = BrokerSession("home", {**mosquitto.settings, "protocol": "5"}, backoff=fast())
-    seen: list[bytes] = []
-    session.subscribe("v5/#", lambda t, p: seen.append(p))
+    seen: list[tuple[str, bytes]] = []
+    session.subscribe("v5/#", lambda t, p: seen.append((t, p)))
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.UserProperty = [("origin", "test")]
+    properties.ContentType = "application/json"
     async with running(session):
         await asyncio.wait_for(session.wait_connected(), 10)
-        await mosquitto.publish([("v5/a", b"five")])
-        await until(lambda: seen == [b"five"])
+        async with aiomqtt.Client(
+            "127.0.0.1", mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5
+        ) as publisher:
+            await publisher.publish("v5/a", b"five", properties=properties)
+            await publisher.publish("v5/b", b"plain")
+        await until(lambda: len(seen) == 2)
+    assert seen == [("v5/a", b"five"), ("v5/b", b"plain")]
+
+
+async def test_a_burst_arrives_whole_and_in_order(mosquitto: Mosquitto) -> None:
+    """Thousands of messages of mixed sizes, read many per socket read."""
+    session = BrokerSession("home", mosquitto.settings, backoff=fast())
+    seen: list[tuple[str, bytes]] = []
+    session.subscribe("burst/+", lambda t, p: seen.append((t, p)))
+    sent = [(f"burst/{i % 7}", str(i).encode() * (1 + i % 50)) for i in range(5000)]
+    sent.insert(2500, ("burst/big", bytes(range(256)) * 400))  # 100 KiB, several reads
+    async with running(session):
+        await asyncio.wait_for(session.wait_connected(), 10)
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as publisher:
+            for topic, payload in sent:
+                await publisher.publish(topic, payload)
+        await until(lambda: len(seen) == len(sent))
+    assert seen == sent
+    assert session.messages == len(sent)
+
+
+async def test_qos_1_deliveries_go_through_paho_and_are_acknowledged(mosquitto: Mosquitto) -> None:
+    seen: list[tuple[str, bytes]] = []
+    client = _client(mosquitto.settings, "qos1-test", lambda t, p: seen.append((t, p)))
+    async with client:
+        await client.subscribe("q/#", qos=1)
+        await mosquitto.publish([("q/1", b"one"), ("q/2", b"two")])
+        await until(lambda: len(seen) == 2)
+        assert client._client._in_messages == {}  # nothing left waiting for an answer
+    assert seen == [("q/1", b"one"), ("q/2", b"two")]
 
 
 async def test_tls_with_client_certificate(tmp_path: Path) -> None:
@@ -229,8 +269,20 @@ async def test_tls_with_client_certificate(tmp_path: Path) -> None:
         with pytest.raises(BrokerUnavailable):  # a CA that did not sign the server
             await check_connection({**settings, "ca_file": ""})
         session = BrokerSession("secure", settings, backoff=fast())
+        seen: list[bytes] = []
+        session.subscribe("secure/#", lambda t, p: seen.append(p))
+        sent = [b"small", bytes(range(256)) * 300, b"after"]  # 75 KiB spans TLS records
         async with running(session):
             await asyncio.wait_for(session.wait_connected(), 10)
-            assert session.connected
+            async with aiomqtt.Client(
+                "127.0.0.1", broker.port, tls_params=aiomqtt.TLSParameters(
+                    ca_certs=settings["ca_file"], certfile=settings["cert_file"],
+                    keyfile=settings["key_file"],
+                ),
+            ) as publisher:  # fmt: skip
+                for payload in sent:
+                    await publisher.publish("secure/data", payload)
+            await until(lambda: len(seen) == len(sent))
+        assert seen == sent
     finally:
         await broker.stop()

@@ -25,9 +25,13 @@ class Clock:
 
 
 def render(sink: PrometheusSink) -> str:
+    """The sink's own renderer, held byte for byte to prometheus_client's."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(sink)
-    return generate_latest(registry).decode()
+    expected = generate_latest(registry).decode()
+    text = sink.render()
+    assert text == expected
+    return text
 
 
 def promtool_check(text: str) -> None:
@@ -149,3 +153,18 @@ def test_histogram_samples_render_as_a_histogram_family_that_promtool_accepts() 
     by_name = {s.name: s.value for s in family.samples}
     assert by_name["tickrmeter_stock_update_latency_seconds_count"] == 10
     assert by_name["tickrmeter_stock_update_latency_seconds_sum"] == pytest.approx(4.2)
+
+
+def test_render_matches_prometheus_client_on_awkward_values_and_labels() -> None:
+    sink = PrometheusSink(help_texts={"m_v": "Help with \\ and\nnewline."}, clock=Clock())
+    values = [0.0, -1.5, 1e7, 123456789.0, 1e-9, 2**53, math.inf, -math.inf, math.nan, True]
+    for index, value in enumerate(values):
+        sink.add(Sample("m", {"i": str(index), "odd": 'a"b\\c\nd'}, {"v": value}))
+    sink.add(Sample("m", {}, {"v": 5, "c": 7}, counters=frozenset({"c"})))
+    latency = Histogram(((0.005, 1), (2.5, 3), (math.inf, 4)), sum=3.25, count=4)
+    sink.add(Sample("h", {}, {}, histogram=latency))
+    sink.add(Sample("h", {"zone": "b", "area": "a"}, {}, histogram=latency))
+    text = render(sink)
+    promtool_check(text)
+    assert 'm_v{i="2",odd="a\\"b\\\\c\\nd"} 1e+07' in text
+    assert 'h_bucket{area="a",le="0.005",zone="b"} 1.0' in text

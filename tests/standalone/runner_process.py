@@ -49,6 +49,11 @@ class RunnerProcess:
                 self.port = int(match.group(1))
 
     @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
     def stderr(self) -> str:
         return "\n".join(self.stderr_lines)
 

@@ -1,7 +1,10 @@
 """Prometheus exposition: the last value of every series, forgotten after a TTL.
 
-Rendering goes through ``prometheus_client``'s custom-collector API so the text format,
-escaping and HELP/TYPE lines are the library's; this module only keeps the state.
+The sink is a ``prometheus_client`` collector, so any registry can render it. The runner
+uses ``render()`` instead, which writes the same bytes as ``generate_latest`` (a test holds
+them equal) several times faster: ``generate_latest`` validates and escapes every label of
+every sample on every scrape, about 12 µs per sample on the ``make bench`` machine, while a
+series' label text never changes and is escaped here once, when the series first appears.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample as PromSample
+from prometheus_client.utils import floatToGoString
 
 from ..sample import Histogram, Sample
 
@@ -22,6 +26,8 @@ _INVALID_METRIC_CHARS = re.compile(r"[^a-zA-Z0-9_:]+")
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]+")
 
 LabelKey = tuple[tuple[str, str], ...]
+# prometheus_client's own value formatting (Go's float syntax); the library leaves it untyped.
+_format_value: Callable[[float], str] = floatToGoString
 
 
 def sanitize_metric_name(name: str) -> str:
@@ -61,6 +67,7 @@ class PrometheusSink(Collector):
         self._families: dict[str, _Family] = {}
         self._names: dict[tuple[str, str], str] = {}
         self._labels: dict[str, str] = {}
+        self._label_text: dict[LabelKey, str] = {}
 
     def add_help(self, help_texts: Mapping[str, str]) -> None:
         self._help.update(help_texts)
@@ -115,7 +122,8 @@ class PrometheusSink(Collector):
         # Without this the registry would call collect() at registration to learn names.
         return []
 
-    def collect(self) -> Iterator[Metric]:
+    def _live(self) -> Iterator[tuple[str, _Family]]:
+        """Families in name order, each without its expired series; empty ones skipped."""
         now = self._clock()
         for name in sorted(self._families):
             family = self._families[name]
@@ -123,13 +131,17 @@ class PrometheusSink(Collector):
             expired = [key for key, (_, expires) in series.items() if expires < now]
             for key in expired:
                 del series[key]
-            if not series:
-                continue
+                self._label_text.pop(key, None)
+            if series:
+                yield name, family
+
+    def collect(self) -> Iterator[Metric]:
+        for name, family in self._live():
             metric = Metric(name, family.help, family.kind)
             if family.kind == "histogram":
                 metric.samples = [
                     sample
-                    for labels, (value, _) in series.items()
+                    for labels, (value, _) in family.series.items()
                     if isinstance(value, Histogram)
                     for sample in _histogram_samples(name, dict(labels), value)
                 ]
@@ -137,10 +149,51 @@ class PrometheusSink(Collector):
                 sample_name = f"{name}_total" if family.kind == "counter" else name
                 metric.samples = [
                     PromSample(sample_name, dict(labels), float(value), None, None)
-                    for labels, (value, _) in series.items()
+                    for labels, (value, _) in family.series.items()
                     if not isinstance(value, Histogram)
                 ]
             yield metric
+
+    def render(self) -> str:
+        """The text exposition of every live series, as ``generate_latest`` writes it."""
+        out: list[str] = []
+        for name, family in self._live():
+            exposed = f"{name}_total" if family.kind == "counter" else name
+            help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
+            out.append(f"# HELP {exposed} {help_text}\n# TYPE {exposed} {family.kind}\n")
+            for labels, (value, _) in family.series.items():
+                if isinstance(value, Histogram):
+                    if family.kind == "histogram":
+                        out.extend(_histogram_lines(name, labels, value))
+                elif family.kind != "histogram":
+                    text = self._label_text.get(labels)
+                    if text is None:
+                        text = self._label_text[labels] = _label_text(labels)
+                    out.append(f"{exposed}{text} {_format_value(value)}\n")
+        return "".join(out)
+
+
+def _escape_label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _label_text(labels: LabelKey) -> str:
+    """``{a="1",b="2"}``; names are already valid and sorted (see ``_label_key``)."""
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{key}="{_escape_label_value(value)}"' for key, value in labels) + "}"
+
+
+def _histogram_lines(name: str, labels: LabelKey, value: Histogram) -> list[str]:
+    lines = []
+    for bound, count in value.buckets:
+        le = "+Inf" if math.isinf(bound) else repr(float(bound))
+        lines.append(f"{name}_bucket{_label_text(tuple(sorted((*labels, ('le', le)))))} "
+                     f"{_format_value(count)}\n")  # fmt: skip
+    text = _label_text(labels)
+    lines.append(f"{name}_count{text} {_format_value(value.count)}\n")
+    lines.append(f"{name}_sum{text} {_format_value(value.sum)}\n")
+    return lines
 
 
 def _histogram_samples(name: str, labels: dict[str, str], value: Histogram) -> list[PromSample]:
