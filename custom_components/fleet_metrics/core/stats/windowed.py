@@ -9,7 +9,7 @@ the window slides in steps of ``window / slots``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ddsketch import DDSketch
@@ -67,21 +67,33 @@ class WindowedLatency:
         if value > slot.maximum:
             slot.maximum = value
 
-    def summary(self) -> WindowSummary:
+    def _live(self) -> list[_Slot]:
         newest = int(self._clock() // self._slot_length)
         oldest = newest - len(self._slots) + 1
-        live = [s for s in self._slots if s is not None and oldest <= s.index <= newest]
-        count = sum(s.count for s in live)
-        if count == 0:
-            return WindowSummary(0, None, None, None, None, None)
-        merged = DDSketch(self.relative_accuracy)
-        for slot in live:
-            merged.merge(slot.sketch)
-        return WindowSummary(
-            count=count,
-            average=sum(s.total for s in live) / count,
-            maximum=max(s.maximum for s in live if s.count),
-            p50=merged.get_quantile_value(0.50),
-            p95=merged.get_quantile_value(0.95),
-            p99=merged.get_quantile_value(0.99),
-        )
+        return [s for s in self._slots if s is not None and oldest <= s.index <= newest]
+
+    def summary(self) -> WindowSummary:
+        return summarize([self])
+
+
+def summarize(windows: Iterable[WindowedLatency]) -> WindowSummary:
+    """One summary over several windows (all symbols of a fleet): sketches merge exactly."""
+    live = []
+    accuracy = DEFAULT_RELATIVE_ACCURACY
+    for window in windows:
+        live += window._live()
+        accuracy = window.relative_accuracy
+    count = sum(s.count for s in live)
+    if count == 0:
+        return WindowSummary(0, None, None, None, None, None)
+    merged = DDSketch(accuracy)
+    for slot in live:
+        merged.merge(slot.sketch)
+    return WindowSummary(
+        count=count,
+        average=sum(s.total for s in live) / count,
+        maximum=max(s.maximum for s in live if s.count),
+        p50=merged.get_quantile_value(0.50),
+        p95=merged.get_quantile_value(0.95),
+        p99=merged.get_quantile_value(0.99),
+    )
