@@ -1,28 +1,34 @@
-"""Fleet Metrics: device fleets (OpenDTU, Tasmota, and more kinds to come) in Home Assistant."""
+"""Fleet Metrics: device fleets (OpenDTU, Tasmota, TickrMeter) in Home Assistant."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntry
 
-from .const import CONF_KIND, DOMAIN, KIND_OPENDTU
+from .const import CONF_KIND, DOMAIN, KIND_OPENDTU, KIND_TASMOTA, KIND_TICKRMETER
 from .opendtu import OpenDtuRuntime, async_setup_opendtu
 from .tasmota import TasmotaRuntime, async_setup_tasmota
 from .tasmota.entity import device_identifier
+from .tickrmeter import TickrMeterRuntime, async_setup_tickrmeter
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
-type FleetMetricsRuntime = OpenDtuRuntime | TasmotaRuntime
+type FleetMetricsRuntime = OpenDtuRuntime | TasmotaRuntime | TickrMeterRuntime
 type FleetMetricsConfigEntry = ConfigEntry[FleetMetricsRuntime]
+
+SETUP: dict[str, Callable[[HomeAssistant, ConfigEntry], Awaitable[FleetMetricsRuntime]]] = {
+    KIND_OPENDTU: async_setup_opendtu,
+    KIND_TASMOTA: async_setup_tasmota,
+    KIND_TICKRMETER: async_setup_tickrmeter,
+}
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> bool:
-    if entry.data[CONF_KIND] == KIND_OPENDTU:
-        entry.runtime_data = await async_setup_opendtu(hass, entry)
-    else:
-        entry.runtime_data = await async_setup_tasmota(hass, entry)
+    entry.runtime_data = await SETUP[entry.data[CONF_KIND]](hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
@@ -37,7 +43,8 @@ async def async_remove_config_entry_device(
 ) -> bool:
     """Tasmota devices can be removed; one that still reports comes back.
 
-    OpenDTU devices follow the DTU's own inverter list, so they are removed there.
+    OpenDTU devices follow the DTU's own inverter list, so they are removed there; a
+    TickrMeter fleet is the entry itself.
     """
     runtime = entry.runtime_data
     if not isinstance(runtime, TasmotaRuntime):

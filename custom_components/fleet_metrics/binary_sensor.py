@@ -6,8 +6,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import FleetMetricsConfigEntry
+from .opendtu import OpenDtuRuntime
 from .opendtu.binary_sensor import async_setup_binary_sensors as setup_opendtu
-from .platform_setup import setup_for_kind
+from .platform_setup import KindSetup, setup_for_kind
+from .tasmota import TasmotaRuntime
 from .tasmota.binary_sensor import async_setup_binary_sensors as setup_tasmota
 
 
@@ -16,4 +18,5 @@ async def async_setup_entry(
     entry: FleetMetricsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    setup_for_kind(entry, async_add_entities, setup_opendtu, setup_tasmota)
+    setups: dict[type, KindSetup] = {OpenDtuRuntime: setup_opendtu, TasmotaRuntime: setup_tasmota}
+    setup_for_kind(entry, async_add_entities, setups)

@@ -32,19 +32,31 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 
+from .broker import probe_broker
 from .const import (
+    CONF_BOOT_TOPICS,
     CONF_DISCOVERY_PREFIX,
     CONF_EXCLUDED_DEVICES,
     CONF_KIND,
+    CONF_P95_LATENCY,
+    CONF_REQUEST_TOPIC,
+    CONF_STATUS_TOPIC,
+    CONF_STREAM_TOPIC,
+    CONF_SYMBOLS,
+    CONF_TIMEOUT_RATIO,
+    CONF_UPDATE_INTERVAL,
     CONF_WEBSOCKET,
     DEFAULT_DISCOVERY_PREFIX,
     DEFAULT_OPENDTU_SCAN_INTERVAL,
+    DEFAULT_P95_LATENCY,
+    DEFAULT_TICKRMETER_UPDATE_INTERVAL,
+    DEFAULT_TIMEOUT_RATIO_PERCENT,
     DOMAIN,
     KIND_OPENDTU,
     KIND_TASMOTA,
+    KIND_TICKRMETER,
     MIN_SCAN_INTERVAL,
 )
-from .core.mqtt.session import BrokerAuthFailed, BrokerUnavailable, check_connection
 from .core.sources.opendtu.client import (
     DEFAULT_USERNAME,
     BadResponse,
@@ -52,10 +64,12 @@ from .core.sources.opendtu.client import (
     DtuBusy,
     InvalidAuth,
 )
+from .core.sources.tickrmeter.tracker import Topics
 from .core.validators import http_url
 from .opendtu import client_from_config
-from .tasmota import TasmotaRuntime, broker_settings
+from .tasmota import TasmotaRuntime
 from .tasmota.entity import device_key
+from .tickrmeter import TickrMeterRuntime, split_topics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,17 +83,29 @@ OPENDTU_SCHEMA = vol.Schema(
     }
 )
 PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+BROKER_FIELDS: dict[vol.Marker, Any] = {
+    vol.Required(CONF_HOST): str,
+    vol.Required(CONF_PORT, default=1883): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
+    vol.Optional(CONF_USERNAME): str,
+    vol.Optional(CONF_PASSWORD): PASSWORD_SELECTOR,
+}
 TASMOTA_SCHEMA = vol.Schema(
     {
-        vol.Required(CONF_HOST): str,
-        vol.Required(CONF_PORT, default=1883): vol.All(
-            vol.Coerce(int), vol.Range(min=1, max=65535)
-        ),
-        vol.Optional(CONF_USERNAME): str,
-        vol.Optional(CONF_PASSWORD): PASSWORD_SELECTOR,
+        **BROKER_FIELDS,
         vol.Required(CONF_DISCOVERY_PREFIX, default=DEFAULT_DISCOVERY_PREFIX): str,
     }
 )
+_TOPICS = Topics()
+TICKRMETER_SCHEMA = vol.Schema(
+    {
+        **BROKER_FIELDS,
+        vol.Required(CONF_REQUEST_TOPIC, default=_TOPICS.request): str,
+        vol.Required(CONF_STATUS_TOPIC, default=_TOPICS.status): str,
+        vol.Required(CONF_BOOT_TOPICS, default=", ".join(_TOPICS.boots)): str,
+        vol.Required(CONF_STREAM_TOPIC, default=_TOPICS.stream): str,
+    }
+)
+TOPIC_FIELDS = (CONF_REQUEST_TOPIC, CONF_STATUS_TOPIC, CONF_BOOT_TOPICS, CONF_STREAM_TOPIC)
 REAUTH_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_USERNAME, default=DEFAULT_USERNAME): str,
@@ -139,20 +165,37 @@ async def _try_tasmota(
 
     One entry per broker and discovery prefix: two fleets may share a broker.
     """
-    try:
-        await check_connection(broker_settings(data))
-    except BrokerAuthFailed:
-        errors["base"] = "invalid_auth"
-    except BrokerUnavailable:
-        errors["base"] = "cannot_connect"
-    else:
-        host, port = data[CONF_HOST], data[CONF_PORT]
-        prefix = data.get(CONF_DISCOVERY_PREFIX, DEFAULT_DISCOVERY_PREFIX)
-        return f"{host}:{port}/{prefix}", f"Tasmota on {host}"
-    return None
+    if not await probe_broker(data, errors):
+        return None
+    host, port = data[CONF_HOST], data[CONF_PORT]
+    prefix = data.get(CONF_DISCOVERY_PREFIX, DEFAULT_DISCOVERY_PREFIX)
+    return f"{host}:{port}/{prefix}", f"Tasmota on {host}"
 
 
-PROBES = {KIND_OPENDTU: _try_opendtu, KIND_TASMOTA: _try_tasmota}
+async def _try_tickrmeter(
+    hass: HomeAssistant, data: dict[str, Any], errors: dict[str, str]
+) -> tuple[str, str] | None:
+    """Check the topics, then connect once; one entry per broker and request topic."""
+    for key in TOPIC_FIELDS:
+        topics = split_topics(str(data.get(key, "")))
+        if not topics or any(char in topic for topic in topics for char in "+#"):
+            errors[key] = "invalid_topic"
+    if errors or not await probe_broker(data, errors):
+        return None
+    host, port = data[CONF_HOST], data[CONF_PORT]
+    return f"{host}:{port}/tickrmeter/{data[CONF_REQUEST_TOPIC]}", f"TickrMeter fleet on {host}"
+
+
+PROBES = {
+    KIND_OPENDTU: _try_opendtu,
+    KIND_TASMOTA: _try_tasmota,
+    KIND_TICKRMETER: _try_tickrmeter,
+}
+SCHEMAS = {
+    KIND_OPENDTU: OPENDTU_SCHEMA,
+    KIND_TASMOTA: TASMOTA_SCHEMA,
+    KIND_TICKRMETER: TICKRMETER_SCHEMA,
+}
 
 
 def _ha_mqtt_broker(hass: HomeAssistant) -> dict[str, Any]:
@@ -171,7 +214,9 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 1
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        return self.async_show_menu(step_id="user", menu_options=[KIND_OPENDTU, KIND_TASMOTA])
+        return self.async_show_menu(
+            step_id="user", menu_options=[KIND_OPENDTU, KIND_TASMOTA, KIND_TICKRMETER]
+        )
 
     async def async_step_opendtu(
         self, user_input: dict[str, Any] | None = None
@@ -209,6 +254,25 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    async def async_step_tickrmeter(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {CONF_KIND: KIND_TICKRMETER, **user_input}
+            if probed := await _try_tickrmeter(self.hass, data, errors):
+                unique_id, title = probed
+                await self.async_set_unique_id(unique_id)
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(title=title, data=data)
+        return self.async_show_form(
+            step_id="tickrmeter",
+            data_schema=self.add_suggested_values_to_schema(
+                TICKRMETER_SCHEMA, user_input or _ha_mqtt_broker(self.hass)
+            ),
+            errors=errors,
+        )
+
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         return await self.async_step_reauth_confirm()
 
@@ -237,7 +301,7 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None and (done := await self._update_entry(entry, user_input, errors)):
             return done
-        schema = OPENDTU_SCHEMA if entry.data[CONF_KIND] == KIND_OPENDTU else TASMOTA_SCHEMA
+        schema = SCHEMAS[entry.data[CONF_KIND]]
         suggested = user_input or {k: v for k, v in entry.data.items() if k != CONF_PASSWORD}
         return self.async_show_form(
             step_id="reconfigure",
@@ -259,9 +323,12 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
-        if config_entry.data[CONF_KIND] == KIND_TASMOTA:
-            return TasmotaOptionsFlow()
-        return OpenDtuOptionsFlow()
+        flows: dict[str, type[OptionsFlow]] = {
+            KIND_OPENDTU: OpenDtuOptionsFlow,
+            KIND_TASMOTA: TasmotaOptionsFlow,
+            KIND_TICKRMETER: TickrMeterOptionsFlow,
+        }
+        return flows[config_entry.data[CONF_KIND]]()
 
 
 class OpenDtuOptionsFlow(OptionsFlow):
@@ -312,3 +379,41 @@ class TasmotaOptionsFlow(OptionsFlow):
             }
         )
         return self.async_show_form(step_id="devices", data_schema=schema)
+
+
+class TickrMeterOptionsFlow(OptionsFlow):
+    """How often state is written, which symbols get sensors, when a symbol is degraded."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        return await self.async_step_tickrmeter(user_input)
+
+    async def async_step_tickrmeter(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        if user_input is not None:
+            return self.async_create_entry(data=user_input)
+        options = self.config_entry.options
+        current = list(options.get(CONF_SYMBOLS, []))
+        seen: set[str] = set(current)
+        runtime = getattr(self.config_entry, "runtime_data", None)
+        if isinstance(runtime, TickrMeterRuntime):
+            seen.update(runtime.coordinator.tracker.correlator.symbols)
+        schema = vol.Schema(
+            {
+                vol.Required(
+                    CONF_UPDATE_INTERVAL,
+                    default=options.get(CONF_UPDATE_INTERVAL, DEFAULT_TICKRMETER_UPDATE_INTERVAL),
+                ): vol.All(vol.Coerce(int), vol.Range(min=1, max=300)),
+                vol.Optional(CONF_SYMBOLS, default=current): SelectSelector(
+                    SelectSelectorConfig(options=sorted(seen), multiple=True, custom_value=True)
+                ),
+                vol.Required(
+                    CONF_TIMEOUT_RATIO,
+                    default=options.get(CONF_TIMEOUT_RATIO, DEFAULT_TIMEOUT_RATIO_PERCENT),
+                ): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=100)),
+                vol.Required(
+                    CONF_P95_LATENCY, default=options.get(CONF_P95_LATENCY, DEFAULT_P95_LATENCY)
+                ): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=300)),
+            }
+        )
+        return self.async_show_form(step_id="tickrmeter", data_schema=schema)

@@ -20,3 +20,20 @@ DEFAULT_OPENDTU_SCAN_INTERVAL: Final = 30
 MIN_SCAN_INTERVAL: Final = 5
 # Live pushes reach the entities at most this often.
 LIVE_UPDATE_MIN_INTERVAL: Final = 1.0
+
+KIND_TICKRMETER: Final = "tickrmeter"
+CONF_REQUEST_TOPIC: Final = "request_topic"
+CONF_STATUS_TOPIC: Final = "status_topic"
+CONF_BOOT_TOPICS: Final = "boot_topics"
+CONF_STREAM_TOPIC: Final = "stream_topic"
+CONF_UPDATE_INTERVAL: Final = "update_interval"
+CONF_SYMBOLS: Final = "symbols"
+CONF_TIMEOUT_RATIO: Final = "timeout_ratio"  # percent in the UI
+CONF_P95_LATENCY: Final = "p95_latency"  # seconds
+# TickrMeter state is written at most this often (seconds); thousands of messages a second
+# arrive in between.
+DEFAULT_TICKRMETER_UPDATE_INTERVAL: Final = 5
+DEFAULT_TIMEOUT_RATIO_PERCENT: Final = 10
+DEFAULT_P95_LATENCY: Final = 5.0
+EVENT_SYMBOL_DEGRADED: Final = "fleet_metrics_symbol_degraded"
+EVENT_SYMBOL_RECOVERED: Final = "fleet_metrics_symbol_recovered"

@@ -10,7 +10,9 @@ from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
 from . import FleetMetricsConfigEntry
+from .core.mqtt.session import BrokerSession
 from .opendtu import OpenDtuRuntime
+from .tickrmeter import TickrMeterRuntime
 
 TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, "mac", "ip", "bssid"}
 
@@ -29,15 +31,22 @@ async def async_get_config_entry_diagnostics(
             "last_update_success": coordinator.last_update_success,
             "snapshot": dataclasses.asdict(coordinator.data),
         }
+    elif isinstance(runtime, TickrMeterRuntime):
+        tickrmeter = runtime.coordinator
+        tracker = tickrmeter.tracker
+        state = {
+            "broker": _broker(tickrmeter.session),
+            "messages_received": dict(tracker.counts.received),
+            "messages_malformed": dict(tracker.counts.malformed),
+            "requests_evicted": tracker.correlator.evicted,
+            "degraded_symbols": {s: list(r) for s, r in tickrmeter.health.degraded.items()},
+            # Fleet-wide figures only: device ids stay out of diagnostics.
+            "snapshot": dataclasses.asdict(tickrmeter.data),
+        }
     else:
         tasmota = runtime.coordinator
         state = {
-            "broker": {
-                "state": str(tasmota.session.state),
-                "last_error": tasmota.session.last_error,
-                "reconnects": tasmota.session.reconnects,
-                "messages": tasmota.session.messages,
-            },
+            "broker": _broker(tasmota.session),
             "parse_errors": tasmota.tracker.parse_errors,
             "skipped_values": tasmota.tracker.skipped.count,
             "devices": {
@@ -55,3 +64,12 @@ async def async_get_config_entry_diagnostics(
             },
         }
     return async_redact_data({"entry": entry_data, **state}, TO_REDACT)
+
+
+def _broker(session: BrokerSession) -> dict[str, Any]:
+    return {
+        "state": str(session.state),
+        "last_error": session.last_error,
+        "reconnects": session.reconnects,
+        "messages": session.messages,
+    }

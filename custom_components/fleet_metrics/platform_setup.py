@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-
-from .opendtu import OpenDtuRuntime
 
 if TYPE_CHECKING:
     from . import FleetMetricsConfigEntry
@@ -18,9 +16,9 @@ KindSetup = Callable[[Any, AddConfigEntryEntitiesCallback], Callable[[], None]]
 def setup_for_kind(
     entry: FleetMetricsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
-    opendtu: KindSetup,
-    tasmota: KindSetup,
+    setups: Mapping[type, KindSetup],
 ) -> None:
+    """``setups`` maps runtime types to their platform setup; other kinds add nothing."""
     runtime = entry.runtime_data
-    setup = opendtu if isinstance(runtime, OpenDtuRuntime) else tasmota
-    entry.async_on_unload(setup(runtime.coordinator, async_add_entities))
+    if setup := setups.get(type(runtime)):
+        entry.async_on_unload(setup(runtime.coordinator, async_add_entities))

@@ -6,9 +6,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import FleetMetricsConfigEntry
+from .opendtu import OpenDtuRuntime
 from .opendtu.sensor import async_setup_sensors as setup_opendtu
-from .platform_setup import setup_for_kind
+from .platform_setup import KindSetup, setup_for_kind
+from .tasmota import TasmotaRuntime
 from .tasmota.sensor import async_setup_sensors as setup_tasmota
+from .tickrmeter import TickrMeterRuntime
+from .tickrmeter.sensor import async_setup_sensors as setup_tickrmeter
 
 
 async def async_setup_entry(
@@ -16,4 +20,9 @@ async def async_setup_entry(
     entry: FleetMetricsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    setup_for_kind(entry, async_add_entities, setup_opendtu, setup_tasmota)
+    setups: dict[type, KindSetup] = {
+        OpenDtuRuntime: setup_opendtu,
+        TasmotaRuntime: setup_tasmota,
+        TickrMeterRuntime: setup_tickrmeter,
+    }
+    setup_for_kind(entry, async_add_entities, setups)

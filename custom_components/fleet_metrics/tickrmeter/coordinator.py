@@ -1,0 +1,90 @@
+"""Messages go straight into the core tracker; entities see a snapshot every few seconds."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+
+from ..const import EVENT_SYMBOL_DEGRADED, EVENT_SYMBOL_RECOVERED
+from ..core.mqtt.session import BrokerSession, ConnectionState
+from ..core.sources.tickrmeter.health import SymbolHealth, Transition
+from ..core.sources.tickrmeter.snapshot import FleetSnapshot, SnapshotTaker
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class TickrMeterCoordinator(DataUpdateCoordinator[FleetSnapshot]):
+    """The update interval is the throttle: state is written once per interval, however
+    many messages arrived, and each message costs only the tracker's work."""
+
+    config_entry: ConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry,
+        session: BrokerSession,
+        snapshots: SnapshotTaker,
+        health: SymbolHealth,
+        interval: float,
+    ) -> None:
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=f"TickrMeter {entry.title}",
+            update_interval=timedelta(seconds=interval),
+        )
+        self.session = session
+        self.snapshots = snapshots
+        self.tracker = snapshots.tracker
+        self.health = health
+
+    @callback
+    def start(self) -> None:
+        for topic_filter in self.tracker.topics.filters():
+            self.config_entry.async_on_unload(
+                self.session.subscribe(topic_filter, self.tracker.handle)
+            )
+        self.session.on_state_change = self._on_state_change
+        self.config_entry.async_create_background_task(
+            self.hass, self.session.run(), f"fleet_metrics broker {self.config_entry.title}"
+        )
+
+    async def _async_update_data(self) -> FleetSnapshot:
+        snapshot = self.snapshots.take()
+        for transition in self.health.update(snapshot):
+            self._fire(transition)
+        return snapshot
+
+    @callback
+    def _fire(self, transition: Transition) -> None:
+        thresholds = self.health.thresholds
+        event = EVENT_SYMBOL_DEGRADED if transition.degraded else EVENT_SYMBOL_RECOVERED
+        if transition.degraded:
+            _LOGGER.warning(
+                "TickrMeter %s: symbol %s degraded (%s)",
+                self.config_entry.title,
+                transition.symbol,
+                ", ".join(transition.reasons),
+            )
+        self.hass.bus.async_fire(
+            event,
+            {
+                "entry_id": self.config_entry.entry_id,
+                "symbol": transition.symbol,
+                "reasons": list(transition.reasons),
+                "timeout_ratio": transition.timeout_ratio,
+                "p95_latency_seconds": transition.p95_seconds,
+                "timeout_ratio_threshold": thresholds.timeout_ratio,
+                "p95_latency_threshold_seconds": thresholds.p95_seconds,
+            },
+        )
+
+    @callback
+    def _on_state_change(self, state: ConnectionState) -> None:
+        self.async_update_listeners()
