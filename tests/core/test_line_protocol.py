@@ -5,6 +5,7 @@ import math
 import pytest
 
 from custom_components.fleet_metrics.core.exporters.line_protocol import (
+    LineEncoder,
     encode_sample,
     encode_samples,
 )
@@ -102,3 +103,15 @@ def test_histogram_becomes_bucket_sum_and_count_fields() -> None:
     assert line is not None
     parsed = parse_line(line)
     assert parsed.fields == {"le_0.1": 3, "le_inf": 10, "sum": 4.5, "count": 10}
+
+
+def test_remembered_tag_sets_and_field_names_stay_correct_past_the_limit() -> None:
+    samples = [
+        Sample("m", {"dev ice": f"a,{index}", "z": "1"}, {"v=1": float(index), "n": index}, 5)
+        for index in range(5)
+    ]
+    small = LineEncoder(limit=2)
+    first = [small.encode(sample) for sample in samples]
+    again = [small.encode(sample) for sample in reversed(samples)]
+    assert again == first[::-1]
+    assert first[3] == r"m,dev\ ice=a\,3,z=1 v\=1=3.0,n=3i 5"
