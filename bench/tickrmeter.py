@@ -72,7 +72,8 @@ class Report:
         print(text, flush=True)
 
     def value(self, label: str, value: float, unit: str) -> None:
-        self.say(f"  {label:<50} {value:>12,.2f} {unit}")
+        text = f"{value:>12,}" if isinstance(value, int) else f"{value:>12,.2f}"
+        self.say(f"  {label:<50} {text} {unit}")
 
     def check(
         self, label: str, value: float, unit: str, target: float, higher: bool = False

@@ -221,55 +221,39 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_opendtu(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {CONF_KIND: KIND_OPENDTU, **user_input}
-            if probed := await _try_opendtu(self.hass, data, errors):
-                unique_id, title = probed
-                await self.async_set_unique_id(unique_id)
-                self._abort_if_unique_id_configured(updates={CONF_URL: data[CONF_URL]})
-                return self.async_create_entry(title=title, data=data)
-        return self.async_show_form(
-            step_id="opendtu",
-            data_schema=self.add_suggested_values_to_schema(OPENDTU_SCHEMA, user_input),
-            errors=errors,
-        )
+        return await self._kind_step(KIND_OPENDTU, user_input, user_input)
 
     async def async_step_tasmota(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {CONF_KIND: KIND_TASMOTA, **user_input}
-            if probed := await _try_tasmota(self.hass, data, errors):
-                unique_id, title = probed
-                await self.async_set_unique_id(unique_id)
-                self._abort_if_unique_id_configured()
-                return self.async_create_entry(title=title, data=data)
-        return self.async_show_form(
-            step_id="tasmota",
-            data_schema=self.add_suggested_values_to_schema(
-                TASMOTA_SCHEMA, user_input or _ha_mqtt_broker(self.hass)
-            ),
-            errors=errors,
+        return await self._kind_step(
+            KIND_TASMOTA, user_input, user_input or _ha_mqtt_broker(self.hass)
         )
 
     async def async_step_tickrmeter(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
+        return await self._kind_step(
+            KIND_TICKRMETER, user_input, user_input or _ha_mqtt_broker(self.hass)
+        )
+
+    async def _kind_step(
+        self, kind: str, user_input: dict[str, Any] | None, suggested: Mapping[str, Any] | None
+    ) -> ConfigFlowResult:
+        """The form of one kind: probe what was entered, create the entry once it answers."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {CONF_KIND: KIND_TICKRMETER, **user_input}
-            if probed := await _try_tickrmeter(self.hass, data, errors):
+            data = {CONF_KIND: kind, **user_input}
+            if probed := await PROBES[kind](self.hass, data, errors):
                 unique_id, title = probed
                 await self.async_set_unique_id(unique_id)
-                self._abort_if_unique_id_configured()
+                # A known DTU found at a new address gets its address updated.
+                updates = {CONF_URL: data[CONF_URL]} if kind == KIND_OPENDTU else None
+                self._abort_if_unique_id_configured(updates=updates)
                 return self.async_create_entry(title=title, data=data)
         return self.async_show_form(
-            step_id="tickrmeter",
-            data_schema=self.add_suggested_values_to_schema(
-                TICKRMETER_SCHEMA, user_input or _ha_mqtt_broker(self.hass)
-            ),
+            step_id=kind,
+            data_schema=self.add_suggested_values_to_schema(SCHEMAS[kind], suggested),
             errors=errors,
         )
 
