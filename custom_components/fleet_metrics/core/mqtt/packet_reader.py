@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-Deliver = Callable[[str, bytes], None]
+from .topic_router import Handler
+
 # Takes one whole packet (or, when the stream is broken, everything left); False: stop.
 ToPaho = Callable[[bytes], bool]
 
@@ -47,7 +48,7 @@ class PacketReader:
 
     __slots__ = ("_deliver", "_partial", "_properties")
 
-    def __init__(self, deliver: Deliver, properties: bool = False) -> None:
+    def __init__(self, deliver: Handler, properties: bool = False) -> None:
         self._deliver = deliver
         self._properties = properties  # MQTT 5: a property block follows the topic
         self._partial = b""

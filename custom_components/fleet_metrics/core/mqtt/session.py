@@ -47,7 +47,6 @@ def _is_auth_error(err: aiomqtt.MqttError) -> bool:
     return isinstance(rc, int) and rc in _AUTH_CODES_V3
 
 
-MessageSink = Callable[[str, bytes], None]
 _READ_SIZE = 65536
 
 
@@ -100,7 +99,7 @@ class _Client(aiomqtt.Client):
       still gets it) instead of being logged as never retrieved.
     """
 
-    def __init__(self, *args: Any, deliver: MessageSink, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, deliver: Handler, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deliver = deliver
         self._socket_recv = self._client._sock_recv
@@ -178,7 +177,7 @@ class _Client(aiomqtt.Client):
         self._loop.call_soon_threadsafe(watch)
 
 
-def _client(settings: Mapping[str, Any], identifier: str, deliver: MessageSink) -> _Client:
+def _client(settings: Mapping[str, Any], identifier: str, deliver: Handler) -> _Client:
     protocol = (
         aiomqtt.ProtocolVersion.V5
         if settings.get("protocol") == "5"
