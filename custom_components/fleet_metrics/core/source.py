@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .rejects import Rejects, RejectSink
 from .sample import Sample
 
 if TYPE_CHECKING:
@@ -18,9 +19,11 @@ Emit = Callable[[Sample], None]
 
 @dataclass(slots=True)
 class SourceContext:
-    """What the runner shares between sources: one session per configured broker."""
+    """What the runner shares between sources: one session per configured broker, and where
+    rejected messages go (the dead-letter file)."""
 
     brokers: Mapping[str, BrokerSession] = field(default_factory=dict)
+    on_rejected: RejectSink | None = None
 
     def broker(self, name: str) -> BrokerSession:
         try:
@@ -59,6 +62,7 @@ class Source(ABC):
         self.config = config
         self.context = context or SourceContext()
         self.stats = SourceStats()
+        self.rejects = Rejects(name, self.context.on_rejected)
 
     @abstractmethod
     async def run(self, emit: Emit) -> None:
