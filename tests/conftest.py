@@ -13,6 +13,7 @@ import custom_components.fleet_metrics  # noqa: F401 - see the module docstring
 pytest_plugins = [
     "tests.opendtu_fake",
     "tests.mosquitto",
+    "tests.influxd",
     "tests.websocket_feed",
     "tests.standalone.runner_process",
 ]
