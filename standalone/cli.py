@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, logs
 from .core import config as config_module
-from .runner import Runner
+from .runner import BuildError, Runner, StartError
 
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the configured sources and outputs")
     run.add_argument("-c", "--config", type=Path, help="TOML config (default: built-in demo)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--log-format", choices=config_module.LOG_FORMATS, help="stderr as text or JSON lines"
+    )
     run.add_argument("--listen", help='override [prometheus] listen ("host:port", "" to disable)')
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("-c", "--config", type=Path, required=True)
@@ -37,6 +42,31 @@ def _load(path: Path | None) -> dict[str, Any]:
     return config_module.load(path)
 
 
+def _fail(kind: str, err: Exception) -> int:
+    """One line on stderr, whatever the message holds."""
+    print(f"fleet-metrics: {kind}: {' '.join(str(err).split())}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _release_stdout() -> None:
+    """Flush stdout now; if its reader is gone, point it at /dev/null so that the
+    interpreter's own flush at exit does not print a BrokenPipeError."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _ignore_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """The runner is done: a late SIGTERM or SIGINT must not turn its exit code into a kill
+    or a KeyboardInterrupt while the loop winds down."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -46,15 +76,23 @@ def main(argv: list[str] | None = None) -> int:
                 {**config, "prometheus": {**config["prometheus"], "listen": args.listen}}
             )
     except config_module.ConfigError as err:
-        print(f"fleet-metrics: config error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _fail("config error", err)
     if args.command == "check-config":
         print(f"{args.config}: ok ({len(config['sources'])} sources)")
         return 0
-    level = (args.log_level or str(config["log_level"])).upper()
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logs.configure(
+        args.log_level or str(config["log_level"]), args.log_format or str(config["log_format"])
     )
-    runner = Runner(config, config_path=args.config)
-    asyncio.run(runner.run_until_stopped())
-    return 0
+    try:
+        with asyncio.Runner() as aio:
+            try:
+                code = aio.run(Runner(config, config_path=args.config).run_until_stopped())
+            finally:
+                _ignore_stop_signals(aio.get_loop())
+    except (StartError, BuildError) as err:
+        return _fail("cannot start", err)
+    except KeyboardInterrupt:  # Ctrl-C before the runner's own handler was installed
+        return EXIT_INTERRUPTED
+    finally:
+        _release_stdout()
+    return code

@@ -1,4 +1,15 @@
-"""Starts the configured sources under supervision and feeds both outputs."""
+"""Starts the configured sources under supervision and feeds both outputs.
+
+Lifecycle rules, each tested against a real process:
+- start: the HTTP listen address is resolved and bound before any broker or source starts, so
+  a port in use is one error line and exit code 2 with nothing half-started;
+- SIGHUP: every source of the new config (and every new broker session) is built before any
+  running one is stopped; a config that does not load or build is refused whole;
+- SIGTERM/SIGINT: sources stop, the last lines are flushed, exit 0; a second signal only says
+  that shutdown is under way, and ``shutdown_timeout`` bounds the whole of it;
+- stdout closed by its reader: one ERROR line and exit code 1, so the supervisor (systemd,
+  telegraf ``inputs.execd``) restarts the runner.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +18,60 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from .core import config as config_module
-from .core.exporters.line_protocol_output import LineProtocolOutput
+from .core.dead_letter import DeadLetterFile
+from .core.errors import describe_error
+from .core.exporters.line_protocol_output import LineProtocolOutput, OutputClosed
 from .core.exporters.prometheus import PrometheusSink
+from .core.log_context import context_for
 from .core.mqtt.session import BrokerSession
+from .core.rejects import RejectSink
 from .core.sample import Sample
-from .core.source import SourceContext
+from .core.source import Source, SourceContext
 from .core.sources import KINDS, create_source
 from .core.supervisor import Supervisor
 from .core.validators import split_listen
-from .http_server import create_app
+from .http_server import ServerHandle, create_app, start_server
+from .http_stats import HttpStats
+from .listen import why_not
 from .self_metrics import SelfMetrics
 
 _LOGGER = logging.getLogger(__name__)
 
-STOP_TIMEOUT = 4.0
+EXIT_OK = 0
+EXIT_FAILED = 1
+STDOUT_CLOSED = "stdout was closed by its reader; exiting so the supervisor restarts fleet-metrics"
+
+# Seconds of the shutdown deadline kept for closing sessions and the server after the flush.
+CLOSE_RESERVE = 0.5
+
+# Keys that SIGHUP applies; every other change waits for a restart (and is said to).
+RELOADED_KEYS = frozenset({"sources", "brokers", "shutdown_timeout"})
+
+
+class StartError(Exception):
+    """The runner cannot start; the message is one line that names the setting."""
+
+
+class BuildError(Exception):
+    """A source of an otherwise valid config could not be built."""
+
+
+@dataclass
+class _Plan:
+    """What a config needs beyond what runs: built, not yet started."""
+
+    sessions: dict[str, BrokerSession] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict)
+    stop_sources: list[str] = field(default_factory=list)
+    retire_brokers: list[str] = field(default_factory=list)
+    unchanged: int = 0
 
 
 class Runner:
@@ -41,6 +85,14 @@ class Runner:
         self.config_path = config_path
         prom_cfg = config["prometheus"]
         lp_cfg = config["line_protocol"]
+        self.dead_letter: DeadLetterFile | None = None
+        on_rejected: RejectSink | None = None
+        if config["dead_letter"]:
+            self.dead_letter = DeadLetterFile(
+                config["dead_letter"], config["dead_letter_max_bytes"]
+            )
+            on_rejected = self.dead_letter.record
+        self._on_rejected = on_rejected
         self.prometheus = PrometheusSink(ttl=prom_cfg["ttl"])
         for kind in KINDS.values():
             self.prometheus.add_help(kind.source_class.HELP)
@@ -50,6 +102,9 @@ class Runner:
             token=lp_cfg["token"],
             timeout=lp_cfg["timeout"],
             stream=stdout,
+            batch_lines=lp_cfg["batch_lines"],
+            batch_bytes=lp_cfg["batch_bytes"],
+            on_rejected=on_rejected,
         )
         # The sink renders itself (see PrometheusSink.render); the registry holds the rest.
         self.registry = CollectorRegistry(auto_describe=False)
@@ -57,11 +112,18 @@ class Runner:
         self.supervisor = Supervisor(self.emit)
         self.brokers: dict[str, BrokerSession] = {}
         self._broker_tasks: dict[str, asyncio.Task[None]] = {}
-        self._context = SourceContext(self.brokers)
-        self._web_runner: web.AppRunner | None = None
+        self._server: ServerHandle | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[None]] = set()
+        self._started = False
+        self.exit_code = EXIT_OK
         self.bound_port: int | None = None
+
+    @property
+    def http_stats(self) -> HttpStats | None:
+        return self._server.stats if self._server is not None else None
 
     def render_metrics(self) -> bytes:
         return self.prometheus.render().encode() + generate_latest(self.registry)
@@ -71,75 +133,151 @@ class Runner:
         self.line_protocol.add(sample)
 
     async def start(self) -> None:
-        listen = self.config["prometheus"]["listen"]
-        if listen:
-            host, port = split_listen(listen)
-            self._web_runner = web.AppRunner(create_app(self.render_metrics), access_log=None)
-            await self._web_runner.setup()
-            await web.TCPSite(self._web_runner, host, port).start()
-            self.bound_port = self._web_runner.addresses[0][1]
-            _LOGGER.info("serving /metrics and /healthz on %s:%s", host, self.bound_port)
-        self._start_brokers(self.config["brokers"])
-        for source_config in self.config["sources"]:
-            self._start_source(source_config)
+        """Bind, then start brokers and sources; StartError leaves nothing running."""
+        plan = self._plan(self.config)
+        await self._listen(self.config["prometheus"]["listen"])
+        self._apply_brokers(plan)
+        for source in plan.sources.values():
+            self._start_source(source)
+        self._started = True
         self._flusher = asyncio.create_task(self._flush_forever(), name="line-protocol-flush")
 
-    def _start_brokers(self, brokers: Mapping[str, Mapping[str, Any]]) -> None:
-        """One session per broker, shared by every source that names it."""
-        for name, settings in brokers.items():
-            if name not in self.brokers:
-                session = self.brokers[name] = BrokerSession(name, settings)
-                self._broker_tasks[name] = asyncio.create_task(session.run(), name=f"mqtt:{name}")
+    async def _listen(self, listen: str) -> None:
+        if not listen:
+            return
+        host, port = split_listen(listen)
+        try:
+            self._server = await start_server(create_app(self.render_metrics), host, port)
+        except OSError as err:
+            problem = await why_not(host, port, err)
+            raise StartError(f"prometheus.listen: cannot listen on {listen}: {problem}") from err
+        self.bound_port = self._server.port
+        _LOGGER.info("serving /metrics and /healthz on %s:%s", host, self.bound_port)
 
-    def _start_source(self, source_config: Mapping[str, Any]) -> None:
-        self.supervisor.start(create_source(source_config, self._context))
-        _LOGGER.info("started source %s (%s)", source_config["name"], source_config["kind"])
+    def _plan(self, new: Mapping[str, Any]) -> _Plan:
+        """Build what ``new`` needs that is not already running; BuildError if a source fails.
+
+        A broker whose settings changed gets a new session, and the sources on it are
+        rebuilt on that session even if their own settings did not change.
+        """
+        running = self.config if self._started else {"brokers": {}, "sources": []}
+        plan = _Plan()
+        brokers: dict[str, BrokerSession] = {}
+        for name, settings in new["brokers"].items():
+            session = self.brokers.get(name)
+            if session is None or running["brokers"].get(name) != settings:
+                session = plan.sessions[name] = BrokerSession(name, settings)
+            brokers[name] = session
+        plan.retire_brokers = [
+            name for name in self.brokers if name in plan.sessions or name not in brokers
+        ]
+        context = SourceContext(brokers, on_rejected=self._on_rejected)
+        old_sources = {s["name"]: s for s in running["sources"]}
+        for index, source_config in enumerate(new["sources"]):
+            name = source_config["name"]
+            if old_sources.get(name) == source_config and (
+                source_config.get("broker") not in plan.sessions
+            ):
+                plan.unchanged += 1
+                continue
+            try:
+                plan.sources[name] = create_source(source_config, context)
+            except Exception as err:
+                raise BuildError(
+                    f"sources[{index}] ({name}): cannot be built: {describe_error(err)}"
+                ) from err
+        wanted = {s["name"] for s in new["sources"]}
+        plan.stop_sources = [n for n in old_sources if n not in wanted or n in plan.sources]
+        return plan
+
+    def _apply_brokers(self, plan: _Plan) -> list[asyncio.Task[None]]:
+        """Start the plan's sessions; returns the tasks of the sessions they replace."""
+        retired = [self._broker_tasks.pop(name) for name in plan.retire_brokers]
+        for name in plan.retire_brokers:
+            del self.brokers[name]
+        for name, session in plan.sessions.items():
+            self.brokers[name] = session
+            self._broker_tasks[name] = asyncio.create_task(
+                session.run(), name=f"mqtt:{name}", context=context_for(broker=name)
+            )
+        return retired
+
+    def _start_source(self, source: Source) -> None:
+        self.supervisor.start(source)
+        _LOGGER.info(
+            "started source %s (%s)", source.name, source.kind, extra={"source": source.name}
+        )
 
     async def _flush_forever(self) -> None:
-        interval = self.config["line_protocol"]["flush_interval"]
         while True:
-            await asyncio.sleep(interval)
-            await self.line_protocol.flush()
+            await asyncio.sleep(self.config["line_protocol"]["flush_interval"])
+            try:
+                await self.line_protocol.flush()
+            except OutputClosed:
+                self._output_closed()
+                return
+
+    def _output_closed(self) -> None:
+        if self.exit_code == EXIT_OK:
+            _LOGGER.error(STDOUT_CLOSED)
+        self.exit_code = EXIT_FAILED
+        self._stopping.set()
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload in the background; reloads run one at a time."""
+        if self._stopping.is_set():
+            _LOGGER.info("reload requested while stopping: ignored")
+            return
+        task = asyncio.create_task(self.reload(), name="reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def reload(self) -> None:
-        """Re-read the config file; restart only the sources whose config changed."""
+        """Re-read the config file; restart only what changed, or nothing at all."""
         if self.config_path is None:
             _LOGGER.info("reload requested, but running on the built-in config: nothing to do")
             return
-        try:
-            new = config_module.load(self.config_path)
-        except config_module.ConfigError as err:
-            _LOGGER.error("reload refused, keeping the running config: %s", err)
-            return
-        for section in ("prometheus", "line_protocol"):
-            if new[section] != self.config[section]:
-                _LOGGER.warning("[%s] changed: it takes effect after a restart", section)
-        for name, settings in new["brokers"].items():
-            if name in self.config["brokers"] and settings != self.config["brokers"][name]:
-                _LOGGER.warning("[brokers.%s] changed: it takes effect after a restart", name)
-        self._start_brokers(new["brokers"])
-        old_sources = {s["name"]: s for s in self.config["sources"]}
-        new_sources = {s["name"]: s for s in new["sources"]}
-        changed = [n for n in old_sources if old_sources[n] != new_sources.get(n)]
-        for name in changed:
-            await self.supervisor.stop(name)
-            _LOGGER.info("stopped source %s", name)
-        for name, source_config in new_sources.items():
-            if name in changed or name not in old_sources:
-                self._start_source(source_config)
-        self.config = {
-            **self.config,
-            "sources": new["sources"],
-            "brokers": {**new["brokers"], **self.config["brokers"]},
-        }
-        _LOGGER.info(
-            "config reloaded: %d sources restarted or added, %d unchanged",
-            sum(1 for n in new_sources if n in changed or n not in old_sources),
-            sum(1 for n in new_sources if n in old_sources and n not in changed),
-        )
+        async with self._reload_lock:
+            try:
+                new = config_module.load(self.config_path)
+                plan = self._plan(new)
+            except (config_module.ConfigError, BuildError) as err:
+                _LOGGER.error("reload refused, keeping the running config: %s", err)
+                return
+            self._warn_restart_only(new)
+            retired = self._apply_brokers(plan)
+            for name in plan.stop_sources:
+                await self.supervisor.stop(name)
+                _LOGGER.info("stopped source %s", name, extra={"source": name})
+            for source in plan.sources.values():
+                self._start_source(source)
+            for task in retired:
+                task.cancel()
+            await asyncio.gather(*retired, return_exceptions=True)
+            self.config = {
+                **{key: value for key, value in new.items() if key in RELOADED_KEYS},
+                **{key: value for key, value in self.config.items() if key not in RELOADED_KEYS},
+            }
+            _LOGGER.info(
+                "config reloaded: %d sources restarted or added, %d unchanged",
+                len(plan.sources),
+                plan.unchanged,
+            )
 
-    async def stop(self) -> None:
-        """Stop sources, flush every output, close the server."""
+    def _warn_restart_only(self, new: Mapping[str, Any]) -> None:
+        for key, value in new.items():
+            if key not in RELOADED_KEYS and value != self.config.get(key):
+                shown = f"[{key}]" if isinstance(value, Mapping) else key
+                _LOGGER.warning("%s changed: it takes effect after a restart", shown)
+
+    async def stop(self, flush_seconds: float = 5.0) -> bool:
+        """Stop sources, flush every output (for at most ``flush_seconds``), close the server.
+
+        Returns whether everything buffered was written.
+        """
+        for task in self._reloads:
+            task.cancel()
+        await asyncio.gather(*self._reloads, return_exceptions=True)
         await self.supervisor.stop_all()
         for task in self._broker_tasks.values():
             task.cancel()
@@ -148,34 +286,60 @@ class Runner:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        await self.line_protocol.close()
-        if self._web_runner is not None:
-            await self._web_runner.cleanup()
+        try:
+            await self.line_protocol.close(flush_seconds)
+        except OutputClosed:
+            self._output_closed()
+        if self.dead_letter is not None:
+            self.dead_letter.close()
+        if self._server is not None:
+            await self._server.close()
         _LOGGER.info("stopped; %d line protocol lines written", self.line_protocol.lines_written)
+        return self.line_protocol.pending == 0
 
     def request_stop(self) -> None:
         self._stopping.set()
 
-    async def run_until_stopped(self) -> None:
-        loop = asyncio.get_running_loop()
-        reloads: set[asyncio.Task[None]] = set()
+    async def run_until_stopped(self) -> int:
+        """Run until SIGTERM/SIGINT (or a closed stdout); returns the exit code.
 
-        def on_hup() -> None:
-            task = asyncio.create_task(self.reload())
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
+        StartError propagates with nothing left running. The signal handlers stay installed
+        until the loop closes, so a signal during shutdown never interrupts it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+
+        def on_stop_signal(sig: signal.Signals) -> None:
+            if deadline is None:
+                _LOGGER.info("%s: stopping", sig.name)
+                self._stopping.set()
+            else:
+                _LOGGER.warning(
+                    "%s: already stopping; the shutdown ends within %.1f s",
+                    sig.name,
+                    max(0.0, deadline - loop.time()),
+                )
 
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
+            loop.add_signal_handler(sig, on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         await self.start()
+        await self._stopping.wait()
+        timeout = self.config["shutdown_timeout"]
+        deadline = loop.time() + timeout
+        # The flush gets what is left once sources and sessions are down, less a moment for
+        # closing the HTTP session and server; the deadline bounds the whole.
+        clean = False
         try:
-            await self._stopping.wait()
-            _LOGGER.info("stopping")
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
-            try:
-                await asyncio.wait_for(self.stop(), STOP_TIMEOUT)
-            except TimeoutError:
-                _LOGGER.error("stop took longer than %.0f s; exiting anyway", STOP_TIMEOUT)
+            async with asyncio.timeout_at(deadline):
+                clean = await self.stop(flush_seconds=max(0.1, timeout - CLOSE_RESERVE))
+        except TimeoutError:
+            pass
+        if not clean:
+            _LOGGER.error(
+                "shutdown did not finish within %g s (shutdown_timeout): %d lines not written",
+                timeout,
+                self.line_protocol.pending,
+            )
+            self.exit_code = EXIT_FAILED
+        return self.exit_code

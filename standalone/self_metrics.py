@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .core.exporters.circuit_breaker import State
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -42,6 +43,11 @@ class SelfMetrics(Collector):
             "Messages a source could not parse and skipped.",
             labels=labels,
         )
+        rejected = CounterMetricFamily(
+            "fleet_metrics_source_rejected",
+            "Messages a source skipped, by why (json, shape, too_large, name, cap, exception...).",
+            labels=[*labels, "rejection"],
+        )
         restarts = CounterMetricFamily(
             "fleet_metrics_source_restarts", "Restarts after a source failed.", labels=labels
         )
@@ -58,10 +64,12 @@ class SelfMetrics(Collector):
             samples.add_metric(values, stats.samples)
             messages.add_metric(values, stats.messages)
             errors.add_metric(values, stats.parse_errors)
+            for rejection, count in sorted(source.rejects.by_kind.items()):
+                rejected.add_metric([*values, rejection], count)
             restarts.add_metric(values, entry.restarts)
             if stats.last_sample_monotonic is not None:
                 age.add_metric(values, now - stats.last_sample_monotonic)
-        yield from (samples, messages, errors, restarts, age)
+        yield from (samples, messages, errors, rejected, restarts, age)
 
         broker_labels = ["broker"]
         connected = GaugeMetricFamily(
@@ -92,28 +100,135 @@ class SelfMetrics(Collector):
         yield from (connected, reconnects, received, handler_errors)
 
         output = runner.line_protocol
-        yield CounterMetricFamily(
-            "fleet_metrics_line_protocol_lines_written",
-            "Line protocol lines written to the output.",
-            value=output.lines_written,
-        )
-        yield CounterMetricFamily(
-            "fleet_metrics_line_protocol_dropped_lines",
-            "Lines dropped because the buffer was full.",
-            value=output.dropped,
-        )
-        yield CounterMetricFamily(
-            "fleet_metrics_line_protocol_write_errors",
-            "Failed writes to the line protocol output.",
-            value=output.write_errors,
+        yield from _counters(
+            "fleet_metrics_line_protocol_",
+            [
+                (
+                    "lines_written",
+                    "Line protocol lines written to the output.",
+                    output.lines_written,
+                ),
+                ("dropped_lines", "Lines dropped because the buffer was full.", output.dropped),
+                ("write_errors", "Failed writes to the line protocol output.", output.write_errors),
+                (
+                    "lines_rejected",
+                    "Lines the write API refused (4xx); they went to the dead-letter file if set.",
+                    output.lines_rejected,
+                ),
+                (
+                    "retries",
+                    "Chunks sent again after a 5xx, a timeout or a connection error.",
+                    output.retries,
+                ),
+                (
+                    "splits",
+                    "Chunks split in half because the write API found them too large (413).",
+                    output.splits,
+                ),
+                (
+                    "unencodable_samples",
+                    "Samples no line protocol line can carry (skipped).",
+                    output.unencodable,
+                ),
+                (
+                    "breaker_opened",
+                    "Times the circuit breaker opened (the write API failed repeatedly).",
+                    output.breaker.opened,
+                ),
+            ],
         )
         yield GaugeMetricFamily(
             "fleet_metrics_line_protocol_pending_lines",
             "Lines waiting for the next flush.",
             value=output.pending,
         )
+        breaker = GaugeMetricFamily(
+            "fleet_metrics_line_protocol_breaker_state",
+            "1 for the write API circuit breaker's current state, 0 for the others.",
+            labels=["state"],
+        )
+        for state in get_args(State):
+            breaker.add_metric([state], 1 if output.breaker_state == state else 0)
+        yield breaker
+        dead_letter = runner.dead_letter
+        if dead_letter is not None:
+            yield from _counters(
+                "fleet_metrics_dead_letter_",
+                [
+                    (
+                        "records",
+                        "Rejected messages and lines written to the dead-letter file.",
+                        dead_letter.records,
+                    ),
+                    (
+                        "dropped",
+                        "Records not written because too many were waiting.",
+                        dead_letter.dropped,
+                    ),
+                    ("write_errors", "Failed writes to the dead-letter file.", dead_letter.errors),
+                ],
+            )
+        http = runner.http_stats
+        if http is not None:
+            yield GaugeMetricFamily(
+                "fleet_metrics_http_connections_open",
+                "HTTP connections open.",
+                value=http.connections_open,
+            )
+            yield from _counters(
+                "fleet_metrics_",
+                [
+                    (
+                        "http_connections_accepted",
+                        "HTTP connections accepted.",
+                        http.connections_accepted,
+                    ),
+                    (
+                        "http_connections_refused",
+                        "HTTP connections closed at once: the connection cap was reached.",
+                        http.connections_refused,
+                    ),
+                    (
+                        "http_header_timeouts",
+                        "HTTP connections closed: no complete request head in time.",
+                        http.header_timeouts,
+                    ),
+                    (
+                        "http_write_timeouts",
+                        "HTTP connections closed: the client stopped reading.",
+                        http.write_timeouts,
+                    ),
+                    (
+                        "http_bad_requests",
+                        "Malformed HTTP requests answered 400.",
+                        http.bad_requests,
+                    ),
+                    ("scrapes", "/metrics requests answered.", http.scrapes),
+                    (
+                        "scrape_renders",
+                        "Renders of /metrics; concurrent scrapes share one.",
+                        http.renders,
+                    ),
+                    (
+                        "scrape_render_errors",
+                        "Renders of /metrics that failed.",
+                        http.render_errors,
+                    ),
+                    (
+                        "scrape_render_seconds",
+                        "Seconds spent rendering /metrics.",
+                        http.render_seconds,
+                    ),
+                ],
+            )
         yield GaugeMetricFamily(
             "fleet_metrics_prometheus_series",
             "Series currently held for /metrics.",
             value=runner.prometheus.series_count(),
         )
+
+
+def _counters(prefix: str, rows: list[tuple[str, str, float]]) -> Iterator[Metric]:
+    """One unlabelled counter family per ``(name, help, value)`` row."""
+    for name, help_text, value in rows:
+        yield CounterMetricFamily(f"{prefix}{name}", help_text, value=value)

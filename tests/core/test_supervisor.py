@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import pytest
 
+from custom_components.fleet_metrics.core import log_context
 from custom_components.fleet_metrics.core.backoff import Backoff
 from custom_components.fleet_metrics.core.sample import Sample
 from custom_components.fleet_metrics.core.source import Emit, Source
@@ -89,3 +91,31 @@ async def test_starting_a_name_twice_is_refused() -> None:
             supervisor.start(Ticker("a", {}))
     finally:
         await supervisor.stop_all()
+
+
+class Quiet(Source):
+    """Fails with an exception that has no message, in a task of its own."""
+
+    kind = "quiet"
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    async def run(self, emit: Emit) -> None:
+        async def helper() -> None:
+            type(self).seen.append(log_context.current())
+
+        type(self).seen.append(log_context.current())
+        await asyncio.create_task(helper())
+        raise TimeoutError
+
+
+async def test_a_source_runs_in_a_log_context_that_names_it() -> None:
+    """What a source logs, directly or from a task it starts, is tagged with its name; an
+    exception without a message is still described."""
+    supervisor = Supervisor(lambda _: None, backoff_factory=fast_backoff)
+    supervisor.start(Quiet("roof", {}))
+    await asyncio.sleep(0.05)
+    entry = supervisor.entries["roof"]
+    await supervisor.stop_all()
+    assert Quiet.seen[:2] == [{"source": "roof"}, {"source": "roof"}]
+    assert log_context.current() == {}
+    assert entry.last_error == "TimeoutError: timed out"

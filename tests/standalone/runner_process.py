@@ -1,4 +1,9 @@
-"""Runs ``fleet-metrics`` as a real subprocess and collects what it prints."""
+"""Runs ``fleet-metrics`` as a real subprocess and collects what it prints.
+
+Run as a module (``python -m tests.standalone.runner_process run ...``) it is the same command
+with one more source kind, ``faulty``, whose construction fails on request: the only way to
+show, in a real process, what happens to a config that validates but cannot be built.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,22 @@ import asyncio
 import re
 import signal
 import sys
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+import voluptuous as vol
 from prometheus_client.parser import text_string_to_metric_families
 
 LISTEN_RE = re.compile(r"serving /metrics and /healthz on [\d.]+:(\d+)")
 
 
 class RunnerProcess:
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, module: str = "fleet_metrics") -> None:
         self.args = args
+        self.module = module
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
         self.port: int | None = None
@@ -29,7 +37,7 @@ class RunnerProcess:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "fleet_metrics",
+            self.module,
             *self.args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -52,6 +60,11 @@ class RunnerProcess:
     def pid(self) -> int:
         assert self._proc is not None
         return self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        assert self._proc is not None
+        return self._proc.returncode
 
     @property
     def stderr(self) -> str:
@@ -124,3 +137,35 @@ async def processes() -> AsyncGenerator[list[RunnerProcess]]:
     yield started
     for process in started:
         await process.kill()
+
+
+WITH_FAULTY_KIND = "tests.standalone.runner_process"
+
+
+def _main_with_faulty_kind() -> int:
+    # The runner's own modules (fleet_metrics.core), not custom_components: no HA import.
+    from fleet_metrics.cli import main
+    from fleet_metrics.core.source import Emit, Source, SourceContext
+    from fleet_metrics.core.sources import KINDS, SourceKind
+
+    class FaultySource(Source):
+        """Idles; refuses to be constructed when its config says ``fail = true``."""
+
+        kind = "faulty"
+
+        def __init__(
+            self, name: str, config: Mapping[str, Any], context: SourceContext | None = None
+        ) -> None:
+            super().__init__(name, config, context)
+            if config["fail"]:
+                raise ValueError("this faulty source refuses to be built")
+
+        async def run(self, emit: Emit) -> None:
+            await asyncio.Event().wait()
+
+    KINDS["faulty"] = SourceKind(FaultySource, {vol.Optional("fail", default=False): bool})
+    return main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main_with_faulty_kind())

@@ -11,9 +11,10 @@ import voluptuous as vol
 
 from .mqtt.settings import BROKER_SCHEMA
 from .sources import KINDS
-from .validators import listen_address, positive_seconds
+from .validators import file_in_existing_folder, integer, listen_address, number, positive_seconds
 
 DEFAULT_LISTEN = "127.0.0.1:9847"
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -41,14 +42,24 @@ LINE_PROTOCOL_SCHEMA = vol.Schema(
     {
         vol.Optional("output", default="stdout"): line_protocol_output,
         vol.Optional("flush_interval", default=10.0): positive_seconds,
-        vol.Optional("max_buffer", default=100_000): vol.All(int, vol.Range(min=1)),
+        vol.Optional("max_buffer", default=100_000): integer(1),
+        vol.Optional("batch_lines", default=5000): integer(1),
+        vol.Optional("batch_bytes", default=1_000_000): integer(1024),
         vol.Optional("token", default=""): str,
         vol.Optional("timeout", default=10.0): positive_seconds,
     }
 )
 
+
+def _kind(value: Any) -> str:
+    """One of ``KINDS``, looked up when validating (a test may register a kind of its own)."""
+    if not isinstance(value, str) or value not in KINDS:
+        raise vol.Invalid(f"expected one of {', '.join(sorted(KINDS))}, got {value!r}")
+    return value
+
+
 _SOURCE_BASE = {
-    vol.Required("kind"): vol.In(sorted(KINDS)),
+    vol.Required("kind"): _kind,
     vol.Required("name"): vol.All(str, vol.Match(r"^[A-Za-z0-9_.-]+$")),
 }
 
@@ -69,6 +80,11 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("line_protocol", default={}): LINE_PROTOCOL_SCHEMA,
         vol.Optional("brokers", default={}): {str: BROKER_SCHEMA},
         vol.Optional("log_level", default="info"): vol.In(["debug", "info", "warning", "error"]),
+        vol.Optional("log_format", default="text"): vol.In(LOG_FORMATS),
+        # Seconds SIGTERM/SIGINT allow for stopping sources and the last flush.
+        vol.Optional("shutdown_timeout", default=5.0): number(0.1, 300),
+        vol.Optional("dead_letter", default=""): file_in_existing_folder,
+        vol.Optional("dead_letter_max_bytes", default=10_485_760): integer(4096),
         vol.Optional("sources", default=[]): [_source],
     }
 )
@@ -88,6 +104,8 @@ def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     except vol.MultipleInvalid as err:
         first = sorted(err.errors, key=lambda e: [str(p) for p in e.path])[0]
         raise ConfigError(f"{_path(first.path)}: {first.msg}") from err
+    if not config["sources"]:
+        raise ConfigError("sources: nothing to run; add at least one [[sources]] table")
     names: set[str] = set()
     for index, source in enumerate(config["sources"]):
         if source["name"] in names:
@@ -101,9 +119,16 @@ def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def load(path: str | Path) -> dict[str, Any]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}") from err
+    try:
+        text = data.decode("utf-8-sig")  # an editor's BOM is harmless
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} on line {line})"
+        ) from err
     return loads(text)
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .backoff import Backoff
+from .errors import describe_error
+from .log_context import context_for
 from .source import Emit, Source
 
 _LOGGER = logging.getLogger(__name__)
@@ -49,7 +51,12 @@ class Supervisor:
         if source.name in self._entries:
             raise ValueError(f"source {source.name!r} is already running")
         entry = Supervised(source, self._backoff_factory())
-        entry.task = asyncio.create_task(self._keep_alive(entry), name=f"source:{source.name}")
+        # Everything the source logs, and every task it starts, is tagged with its name.
+        entry.task = asyncio.create_task(
+            self._keep_alive(entry),
+            name=f"source:{source.name}",
+            context=context_for(source=source.name),
+        )
         self._entries[source.name] = entry
 
     async def _keep_alive(self, entry: Supervised) -> None:
@@ -63,7 +70,8 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
-                entry.last_error = f"{type(err).__name__}: {err}"
+                text, name = describe_error(err), type(err).__name__
+                entry.last_error = name if text == name else f"{name}: {text}"
                 if time.monotonic() - started >= self._healthy_after:
                     entry.backoff.reset()
                 delay = entry.backoff.next_delay()

@@ -274,7 +274,8 @@ class LineProtocolOutput:
 
     async def close(self, flush_seconds: float = 5.0) -> None:
         """Flush for at most ``flush_seconds`` (a down endpoint must not hold up shutdown),
-        then close the HTTP session."""
+        then close the HTTP session. ``OutputClosed`` from this last flush propagates: the
+        caller still has to know that stdout's reader went away."""
         try:
             if self._http is not None:
                 self._retry_at = 0.0
@@ -282,7 +283,7 @@ class LineProtocolOutput:
             else:
                 async with asyncio.timeout(flush_seconds):
                     await self.flush()
-        except (TimeoutError, OutputClosed):
+        except TimeoutError:
             pass
         finally:
             if self._buffer:
