@@ -107,3 +107,46 @@ async def test_without_websocket_it_falls_back_to_polling(
     await run_until(source, seen, lambda: opendtu.requests.count("/api/system/status") >= 3)
     assert "live WebSocket ended" in caplog.text
     assert opendtu.requests.count("/livedata") == 1, "the retry waits for websocket_retry"
+
+
+async def test_malformed_pushes_and_answers_are_counted_and_the_stream_goes_on(
+    opendtu: FakeOpenDtu,
+) -> None:
+    """Frames that are no JSON, odd shapes and keys that break naive parsing (a DC string
+    "²") are counted by kind; the live stream stays open and polling goes on."""
+    source = make_source(opendtu.url, live_poll_interval=60)
+    seen: list[Sample] = []
+    hostile = [
+        "not json",
+        "[1, 2",
+        '{"inverters": 5}',
+        '{"inverters": [{"serial": "114182345678", "DC": {"²": {}}, '
+        '"AC": {"0": {"Power": {"v": 1, "u": {"an": "object"}}}}}]}',
+        '{"inverters": [{"serial": "114182345678", "AC": {"0": {"Power": {"v": 72.3}}}}]}',
+    ]
+
+    def pushed() -> bool:
+        if hostile and opendtu.sockets:
+            opendtu.ws_messages.put_nowait(hostile.pop(0))
+        return any(s.fields.get("power_watts") == 72.3 for s in seen)
+
+    # live_poll_interval is 60 s: only the pushes themselves can bring the counters up.
+    await run_until(source, seen, lambda: pushed() and source.stats.parse_errors == 3)
+    assert dict(source.rejects.by_kind) == {"json": 2, "shape": 1}
+    assert source.stats.parse_errors == source.rejects.total == 3
+    assert opendtu.requests.count("/livedata") == 1, "one connection took every frame"
+    assert any(s.fields.get("power_watts") == 1 for s in seen), "the odd but usable push"
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [("not json", "json"), ("[]", "shape"), ('{"inverters": {"a": 1}}', "shape")],
+)
+async def test_bad_answers_are_counted_by_kind(opendtu: FakeOpenDtu, body: str, kind: str) -> None:
+    opendtu.failures["/api/livedata/status"] = (200, body)
+    source = make_source(opendtu.url, websocket=False)
+    seen: list[Sample] = []
+    await run_until(source, seen, lambda: source.rejects.total >= 2)
+    assert set(source.rejects.by_kind) == {kind}
+    assert source.stats.parse_errors == source.rejects.total
+    assert all(s.fields == {"up": False} for s in seen)

@@ -48,19 +48,59 @@ def promtool_check(text: str) -> None:
     ("raw", "clean"),
     [
         ("opendtu_inverter_power_watts", "opendtu_inverter_power_watts"),
-        ("Power DC", "Power_DC"),
-        ("DS18B20-1_temperature", "DS18B20_1_temperature"),
+        ("Power DC", "power_dc"),
+        ("DS18B20-1_temperature", "ds18b20_1_temperature"),
         ("1st", "_1st"),
-        ("a:b", "a:b"),
-        ("Temperatur°C", "Temperatur_C"),
+        ("node:cpu", "node_cpu"),
+        ("a:b", "ab"),  # "b" is an abbreviated unit (bytes) to promtool
+        ("Temperatur°C", "temperatur_c"),
+        ("", "value"),
+        ("tasmota_sensor_total", "tasmota_sensor_total_value"),
+        ("x_count", "x_count_value"),
+        ("x_sum", "x_sum_value"),
+        ("x_bucket", "x_bucket_value"),
+        ("uptime_minutes", "uptimeminutes"),
+        ("size_kilobytes_free", "sizekilobytes_free"),
+        ("duration_ms", "durationms"),
+        ("speed_m_s", "speedms"),
+        ("pump_gauge_level", "pumpgauge_level"),
+        ("minutes_left", "minutesleft"),
+        ("fahrenheit", "fahrenheitvalue"),
+        ("millicelsius", "millicelsiusvalue"),
+        ("temperature_celsius", "temperature_celsius"),
     ],
 )
-def test_metric_names_are_sanitised(raw: str, clean: str) -> None:
+def test_gauge_names_are_sanitised(raw: str, clean: str) -> None:
     assert sanitize_metric_name(raw) == clean
+    assert sanitize_metric_name(raw, "gauge") == clean
 
 
 @pytest.mark.parametrize(
-    ("raw", "clean"), [("device id", "device_id"), ("a:b", "a_b"), ("__x", "x"), ("9", "_9")]
+    ("raw", "kind", "clean"),
+    [
+        ("requests_total", "counter", "requests_total"),
+        ("requests_count", "counter", "requests_count"),
+        ("latency_count", "histogram", "latency_count_value"),
+        ("latency_seconds", "histogram", "latency_seconds"),
+        ("latency_total", "histogram", "latency_total_value"),
+    ],
+)
+def test_only_counters_keep_total_and_histogram_endings(raw: str, kind: str, clean: str) -> None:
+    assert sanitize_metric_name(raw, kind) == clean
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("device id", "device_id"),
+        ("a:b", "a_b"),
+        ("__x", "x"),
+        ("9", "_9"),
+        ("fooBar", "foobar"),
+        ("le", "tag_le"),
+        ("quantile", "tag_quantile"),
+        ("", "label"),
+    ],
 )
 def test_label_names_are_sanitised(raw: str, clean: str) -> None:
     assert sanitize_label_name(raw) == clean
@@ -168,3 +208,29 @@ def test_render_matches_prometheus_client_on_awkward_values_and_labels() -> None
     promtool_check(text)
     assert 'm_v{i="2",odd="a\\"b\\\\c\\nd"} 1e+07' in text
     assert 'h_bucket{area="a",le="0.005",zone="b"} 1.0' in text
+
+
+def test_tags_that_give_one_label_keep_the_first_tag_name() -> None:
+    sink = PrometheusSink(clock=Clock())
+    sink.add(Sample("m", {"a_b": "underscore", "a b": "space", "le": "x"}, {"v": 1.0}))
+    sink.add(Sample("m", {"A_B": "upper", "z": "1"}, {"v": 2.0}))
+    text = render(sink)
+    promtool_check(text)
+    assert [s.labels for f in text_string_to_metric_families(text) for s in f.samples] == [
+        {"a_b": "space", "tag_le": "x"},
+        {"a_b": "upper", "z": "1"},
+    ]
+
+
+def test_gauge_named_like_a_counter_is_renamed_and_passes_promtool() -> None:
+    sink = PrometheusSink(clock=Clock())
+    sink.add(Sample("tasmota_sensor", {"sensor": "SML"}, {"Total": 5.0, "Uptime_h": 3.0}))
+    sink.add(Sample("x", {}, {"requests_total": 7}, counters=frozenset({"requests_total"})))
+    text = render(sink)
+    promtool_check(text)
+    names = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert names == {
+        "tasmota_sensor_total_value": "gauge",
+        "tasmota_sensor_uptimeh": "gauge",
+        "x_requests_total": "counter",
+    }

@@ -1,13 +1,28 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
+from typing import cast
 
+import orjson
 import pytest
+import voluptuous as vol
 
+from custom_components.fleet_metrics.core.backoff import Backoff
+from custom_components.fleet_metrics.core.mqtt.session import BrokerSession
+from custom_components.fleet_metrics.core.rejects import Rejected, Rejects
 from custom_components.fleet_metrics.core.sample import Sample
+from custom_components.fleet_metrics.core.source import SourceContext
+from custom_components.fleet_metrics.core.sources.tasmota.limits import Limits
+from custom_components.fleet_metrics.core.sources.tasmota.source import SCHEMA, TasmotaSource
 from custom_components.fleet_metrics.core.sources.tasmota.topics import FullTopic
-from custom_components.fleet_metrics.core.sources.tasmota.tracker import TasmotaTracker
+from custom_components.fleet_metrics.core.sources.tasmota.tracker import (
+    MAX_PAYLOAD,
+    TasmotaTracker,
+)
+from tests.mosquitto import Mosquitto
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "tasmota"
 
@@ -399,3 +414,287 @@ def test_teleinfo_sensor_with_custom_full_topic() -> None:
     )
     assert fields_of(samples, "tasmota_energy")["power_watts"] == 170
     assert fields_of(samples, "tasmota_sensor", sensor="TIC")["hchp"] == 2275560
+
+
+# --- bounds: names, caps, what a cap pushes out ---------------------------------------------
+
+
+def recorded() -> tuple[Rejects, list[Rejected]]:
+    seen: list[Rejected] = []
+    return Rejects("plugs", seen.append), seen
+
+
+def test_topics_without_a_usable_payload_leave_no_device() -> None:
+    tracker = TasmotaTracker()
+    for number in range(2000):
+        tracker.handle(f"tele/garbage{number}/SENSOR", b"{}")
+        tracker.handle(f"tele/garbage{number}/STATE", b'{"Nothing":1}')
+        tracker.handle(f"tele/garbage{number}/INFO1", b'{"Module":"x"}')
+        tracker.handle(f"stat/garbage{number}/RESULT", b'{"POWER":"maybe"}')
+    assert tracker.devices == {}
+    assert tracker.parse_errors == 0, "well-formed messages that say nothing are no errors"
+
+
+def test_device_cap_pushes_out_the_least_recently_seen_undiscovered_device_first() -> None:
+    rejects, seen = recorded()
+    tracker = TasmotaTracker(rejects=rejects, limits=Limits(devices=3))
+    discovered(tracker, "2CF432CC2FC5", "discovery_config_energy_plug_v11.0.0.json")
+    tracker.handle("tele/a/LWT", b"Online")
+    tracker.handle("tele/b/LWT", b"Online")
+    tracker.handle("tele/a/STATE", payload("tele_state_esp8266_relay.json"))  # a seen again
+    tracker.handle("tele/c/LWT", b"Online")
+    assert list(tracker.devices) == ["NXSM200_01", "a", "c"]
+    for number in range(50):
+        tracker.handle(f"tele/flood{number}/LWT", b"Online")
+    assert len(tracker.devices) == 3
+    assert "NXSM200_01" in tracker.devices, "discovered devices outlive a flood of topics"
+    assert tracker.by_mac == {"2CF432CC2FC5": "NXSM200_01"}
+    assert tracker.rejects.by_kind["cap"] == 51  # b, then 50 of the flood
+    assert tracker.evicted == 51
+    assert seen[-1].kind == "cap" and seen[-1].topic == "tele/flood49/LWT"
+    assert "max_devices" in seen[-1].reason
+
+
+def test_discovered_devices_are_pushed_out_when_only_they_are_left() -> None:
+    tracker = TasmotaTracker(limits=Limits(devices=1))
+    discovered(tracker, "2CF432CC2FC5", "discovery_config_energy_plug_v11.0.0.json")
+    discovered(tracker, "2C3AE82EB8AE", "discovery_config_ds18b20_v11.0.0.json")
+    assert list(tracker.devices) == ["SONOFF_B1"]
+    assert tracker.by_mac == {"2C3AE82EB8AE": "SONOFF_B1"}
+
+
+def test_many_macs_claiming_one_topic_keep_one_mac_entry() -> None:
+    tracker = TasmotaTracker()
+    for number in range(100):
+        config = {"t": "same", "mac": f"{number:012X}"}
+        tracker.handle(f"tasmota/discovery/{number:012X}/config", orjson.dumps(config))
+    assert list(tracker.devices) == ["same"]
+    assert tracker.by_mac == {f"{99:012X}": "same"}
+
+
+def test_layouts_from_discovery_are_capped_and_counted() -> None:
+    added: list[FullTopic] = []
+    rejects, seen = recorded()
+    tracker = TasmotaTracker(rejects=rejects, limits=Limits(layouts=3), on_new_layout=added.append)
+    for number in range(10):
+        config = {
+            "t": f"dev{number}",
+            "mac": f"{number:012X}",
+            "ft": f"site{number}/%prefix%/%topic%/",
+        }
+        tracker.handle(f"tasmota/discovery/{number:012X}/config", orjson.dumps(config))
+    assert [layout.template for layout in added] == [
+        "%prefix%/%topic%/",
+        "%topic%/%prefix%/",
+        "site0/%prefix%/%topic%/",
+    ]
+    assert len(tracker.filters()) == 2 + 3 * 2
+    assert tracker.rejects.by_kind["cap"] == 9
+    assert "max_layouts" in seen[-1].reason
+    assert len(tracker.devices) == 10, "the devices are still known"
+
+
+@pytest.mark.parametrize(
+    ("config", "kind"),
+    [
+        ({"t": "dev", "mac": "not a mac"}, "name"),
+        ({"t": "a/b", "mac": "AABBCCDDEEFF"}, "name"),
+        ({"t": "x" * 65, "mac": "AABBCCDDEEFF"}, "name"),
+        ({"t": "dev\n", "mac": "AABBCCDDEEFF"}, "name"),
+        ({"t": "dev", "mac": "AABBCCDDEEFF", "ft": "#/%prefix%/%topic%/"}, "name"),
+        ({"t": "dev", "mac": "AABBCCDDEEFF", "ft": "%prefix%/x%topic%/"}, "name"),
+        ({"t": "dev", "mac": "AABBCCDDEEFF", "ft": "%prefix%/%topic%/%prefix%/"}, "name"),
+        ({"t": "dev", "mac": "AABBCCDDEEFF", "tp": ["cmnd", "+", "tele"]}, "name"),
+        ({"t": "dev", "mac": "AABBCCDDEEFF", "tp": ["cmnd", "stat", "a/b"]}, "name"),
+        ({"t": ["dev"], "mac": "AABBCCDDEEFF"}, "shape"),
+    ],
+)
+def test_discovery_names_that_cannot_become_tags_or_filters_are_refused(
+    config: dict[str, object], kind: str
+) -> None:
+    added: list[FullTopic] = []
+    rejects, seen = recorded()
+    tracker = TasmotaTracker(rejects=rejects, on_new_layout=added.append)
+    tracker.handle("tasmota/discovery/bad-mac/config", orjson.dumps(config))
+    assert tracker.devices == {}
+    assert [r.kind for r in seen] == [kind]
+    assert seen[0].topic == "tasmota/discovery/bad-mac/config"
+    assert seen[0].payload == orjson.dumps(config)
+    assert len(added) == 2, "no layout from a refused config"
+
+
+def test_optional_discovery_texts_that_cannot_be_tags_are_left_out() -> None:
+    tracker = TasmotaTracker()
+    config = {"t": "dev", "mac": "aa:bb:cc:dd:ee:ff", "dn": "x" * 100, "sw": "1\n2", "md": "M"}
+    (info,) = tracker.handle("tasmota/discovery/whatever/config", orjson.dumps(config))
+    assert info.tags == {"device": "dev", "topic": "dev", "mac": "AABBCCDDEEFF",
+                         "firmware": "", "model": "M"}  # fmt: skip
+
+
+def test_sensor_and_field_names_are_checked_and_fields_capped() -> None:
+    rejects, seen = recorded()
+    tracker = TasmotaTracker(rejects=rejects, limits=Limits(fields=3))
+    body = {
+        "S" * 65: {"Temperature": 1},
+        "Bad\nName": {"Temperature": 1},
+        "OK": {"K" * 65: 1, "A": 1, "B": 2, "C": 3, "D": 4, "Id": "line\nbreak"},
+    }
+    (reading,) = tracker.handle("tele/dev/SENSOR", orjson.dumps(body))
+    assert reading.tags["sensor"] == "OK" and "sensor_id" not in reading.tags
+    assert reading.fields == {"a": 1, "b": 2, "c": 3}
+    assert sorted(r.kind for r in seen) == ["cap", "name"]
+
+
+def test_readings_per_device_are_capped_least_recently_seen_out() -> None:
+    tracker = TasmotaTracker(limits=Limits(readings=3))
+    for name in ("A", "B", "C", "A", "D"):
+        tracker.handle("tele/dev/SENSOR", orjson.dumps({name: {"Temperature": 1}}))
+    sensors = [dict(key[1])["sensor"] for key in tracker.devices["dev"].readings]
+    assert sensors == ["C", "A", "D"]
+    assert tracker.rejects.by_kind["cap"] == 1
+    big = {f"S{number}": {"Temperature": number} for number in range(10)}
+    assert len(tracker.handle("tele/dev/SENSOR", orjson.dumps(big))) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (b"x" * (MAX_PAYLOAD + 1), "too_large"),
+        (b"{broken", "json"),
+        (b"[1]", "shape"),
+        (b'{"S":' * 6 + b"1" + b"}" * 6, "shape"),  # deeper than sensors nest
+        (b'{"S":' * 2000 + b"1" + b"}" * 2000, "json"),  # deeper than orjson reads
+    ],
+)
+def test_each_rejection_carries_kind_reason_topic_and_payload(body: bytes, kind: str) -> None:
+    rejects, seen = recorded()
+    tracker = TasmotaTracker(rejects=rejects, max_payload=MAX_PAYLOAD)
+    assert tracker.handle("tele/dev/SENSOR", body) == []
+    (rejected,) = seen
+    assert (rejected.source, rejected.kind, rejected.topic) == ("plugs", kind, "tele/dev/SENSOR")
+    assert rejected.payload == body and rejected.reason
+    assert tracker.parse_errors == rejects.total == 1
+
+
+def test_values_that_are_no_finite_numbers_are_skipped() -> None:
+    tracker = TasmotaTracker()
+    body = (
+        b'{"ENERGY":{"Total":1e308,"Power":"NaN","Voltage":"Infinity","Current":"'
+        + b"9" * 400
+        + b'","Frequency":"-1e999","Factor":0.5},"PressureUnit":{"a":1},"TempUnit":[1]}'
+    )
+    (energy,) = tracker.handle("tele/dev/SENSOR", body)
+    assert energy.fields == {"power_factor_ratio": 0.5}
+    assert tracker.skipped.count == 1, "Total overflows in joules; texts are no skipped values"
+
+
+def test_relay_numbers_are_bounded() -> None:
+    tracker = TasmotaTracker()
+    body = {f"POWER{number}": "ON" for number in range(0, 120)}
+    tracker.handle("stat/dev/RESULT", orjson.dumps(body))
+    assert sorted(tracker.devices["dev"].relays, key=int) == [str(n) for n in range(1, 33)]
+
+
+def test_lwt_that_is_neither_online_nor_offline_is_counted() -> None:
+    tracker = TasmotaTracker()
+    assert tracker.handle("tele/dev/LWT", b"maybe") == []
+    assert tracker.devices == {}
+    assert tracker.rejects.by_kind["shape"] == 1
+
+
+# --- schema ------------------------------------------------------------------------------------
+
+
+def validate(**settings: object) -> dict[str, object]:
+    return cast(dict[str, object], vol.Schema(SCHEMA)({"broker": "home", **settings}))
+
+
+def test_schema_defaults_hold_the_caps() -> None:
+    config = validate()
+    assert config["discovery_prefix"] == "tasmota/discovery"
+    assert (config["max_devices"], config["max_layouts"]) == (5000, 8)
+    assert validate(discovery_prefix="my/disco/")["discovery_prefix"] == "my/disco"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("discovery_prefix", ""),
+        ("discovery_prefix", "/"),
+        ("discovery_prefix", "#"),
+        ("discovery_prefix", "tasmota/+/discovery"),
+        ("discovery_prefix", 5),
+        ("max_payload", True),
+        ("max_payload", 100),
+        ("max_devices", True),
+        ("max_devices", 0),
+        ("max_devices", "10"),
+        ("max_layouts", False),
+        ("max_readings", 1.5),
+        ("max_fields", None),
+    ],
+)
+def test_schema_refuses_bad_settings_naming_the_key(key: str, value: object) -> None:
+    with pytest.raises(vol.Invalid) as caught:
+        validate(**{key: value})
+    assert [str(part) for part in caught.value.path] == [key]
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["%topic%/", "%prefix%/%topic%/+/", "%prefix%/a%topic%/", "x" * 101 + "%prefix%/%topic%"],
+)
+def test_schema_refuses_full_topics_that_cannot_become_filters(template: str) -> None:
+    with pytest.raises(vol.Invalid) as caught:
+        validate(full_topics=[template])
+    assert caught.value.path[0] == "full_topics"
+
+
+# --- the runner source on a real broker ---------------------------------------------------------
+
+
+async def test_source_counts_every_rejection_and_survives_a_failing_handler(
+    mosquitto: Mosquitto,
+) -> None:
+    session = BrokerSession("home", mosquitto.settings, backoff=Backoff(initial=0.05, maximum=0.2))
+    dead_letters: list[Rejected] = []
+    config = validate(max_devices=2)
+    source = TasmotaSource("plugs", config, SourceContext({"home": session}, dead_letters.append))
+    emitted: list[Sample] = []
+    failures = iter([True])
+
+    def emit(sample: Sample) -> None:
+        if next(failures, False):
+            raise RuntimeError("a sink that fails once")
+        emitted.append(sample)
+
+    running = asyncio.create_task(session.run())
+    task = asyncio.create_task(source.run(emit))
+    try:
+        await asyncio.wait_for(session.wait_connected(), 10)
+        await asyncio.sleep(0.2)
+        await mosquitto.publish(
+            [
+                ("tele/a/SENSOR", payload("tele_sensor_ds18b20.json")),  # emit fails
+                ("tele/a/SENSOR", b"{broken"),
+                ("tele/b/LWT", b"Online"),
+                ("tele/c/LWT", b"Online"),  # pushes a out
+                ("tele/d/SENSOR", payload("tele_sensor_ds18b20.json")),
+            ]
+        )
+        async with asyncio.timeout(10):
+            while not any(s.tags.get("topic") == "d" for s in emitted):
+                await asyncio.sleep(0.02)
+        assert not task.done(), "the source runs on"
+    finally:
+        task.cancel()
+        running.cancel()
+        for waiting in (task, running):
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+    assert [r.kind for r in dead_letters] == ["exception", "json", "cap", "cap"]
+    assert dead_letters[0].reason == "RuntimeError: a sink that fails once"
+    assert dead_letters[1].topic == "tele/a/SENSOR" and dead_letters[1].payload == b"{broken"
+    assert source.stats.parse_errors == source.rejects.total == 4
+    assert source.stats.messages == 5
+    assert list(source.tracker.devices) == ["c", "d"]

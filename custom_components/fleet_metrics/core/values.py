@@ -5,19 +5,24 @@ from __future__ import annotations
 import math
 from typing import Any
 
+# Longer strings are no reading any device sends (float64 needs at most 24 characters);
+# refusing them spares converting a hostile 60 kB digit string.
+MAX_NUMBER_TEXT = 64
+
 
 def number(raw: Any) -> float | None:
     """JSON numbers and strings that hold one (``"75.00"``, ``" 0"``); never booleans, NaN or
-    infinities, and None for anything else."""
+    infinities (nor ``"NaN"``, ``"Infinity"`` or integers too large for a float), and None
+    for anything else."""
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, int | float):
-        value = float(raw)
-    elif isinstance(raw, str):
-        try:
+    try:
+        if isinstance(raw, int | float):
+            value = float(raw)
+        elif isinstance(raw, str) and len(raw) <= MAX_NUMBER_TEXT:
             value = float(raw.strip())
-        except ValueError:
+        else:
             return None
-    else:
+    except (ValueError, OverflowError):
         return None
     return value if math.isfinite(value) else None

@@ -5,6 +5,22 @@ uses ``render()`` instead, which writes the same bytes as ``generate_latest`` (a
 them equal) several times faster: ``generate_latest`` validates and escapes every label of
 every sample on every scrape, about 12 µs per sample on the ``make bench`` machine, while a
 series' label text never changes and is escaped here once, when the series first appears.
+
+Names are made to pass ``promtool check metrics`` (its lint included) whatever a source
+sends, by these rules, applied in order:
+
+1. Metric and label names are lower case; every run of other characters than ``a-z0-9``
+   becomes one ``_``; leading and trailing ``_`` go; a leading digit gets a ``_`` before it.
+2. A metric name part (between ``_``) that promtool reads as a unit other than a base unit
+   (``minutes``, ``kilobytes``, ``fahrenheit``), as an abbreviated unit (``ms``, ``s``, ``kb``)
+   or as a metric type (``gauge``, ``counter``) is joined to the part before it
+   (``uptime_minutes`` -> ``uptimeminutes``; at the start, to the part after it).
+3. A gauge or histogram whose name ends in ``_total``, ``_count``, ``_sum`` or ``_bucket``
+   gets ``_value`` appended (``tasmota_sensor_total`` -> ``tasmota_sensor_total_value``):
+   only counters end in ``_total``, and the other endings name a histogram's own series
+   (promtool would read histogram ``x_sum`` as part of histogram ``x``).
+4. A tag named ``le`` or ``quantile`` becomes the label ``tag_le`` / ``tag_quantile``; when
+   two tags give the same label, the tag whose own name sorts first is kept.
 """
 
 from __future__ import annotations
@@ -22,24 +38,77 @@ from prometheus_client.utils import floatToGoString
 
 from ..sample import Histogram, Sample
 
-_INVALID_METRIC_CHARS = re.compile(r"[^a-zA-Z0-9_:]+")
-_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]+")
+_INVALID_NAME_CHARS = re.compile(r"[^a-z0-9]+")
+
+# What promtool's lint (client_golang's promlint) objects to in a metric name part.
+_BASE_UNITS = ("amperes", "bytes", "celsius", "grams", "joules", "kelvin", "meters", "metres",
+               "seconds", "volts")  # fmt: skip
+_OTHER_UNITS = ("minutes", "hours", "days", "weeks", "kelvins", "fahrenheit", "rankine",
+                "inches", "yards", "miles", "bits", "calories", "pounds", "ounces")  # fmt: skip
+_UNIT_PREFIXES = ("pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto",
+                  "kilo", "kibi", "mega", "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi",
+                  "")  # fmt: skip
+_UNIT_WORDS = frozenset(
+    prefix + unit for prefix in _UNIT_PREFIXES for unit in _BASE_UNITS + _OTHER_UNITS
+) - frozenset(_BASE_UNITS)
+_NOT_AFTER_UNDERSCORE = frozenset(
+    {"counter", "gauge", "histogram", "summary"}  # a type in the name
+    | {"s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d"}
+)
+_RESERVED_ENDINGS = {
+    "gauge": frozenset({"total", "count", "sum", "bucket"}),
+    "histogram": frozenset({"total", "count", "sum", "bucket"}),
+    "counter": frozenset(),
+}
+_RESERVED_LABELS = frozenset({"le", "quantile"})
+# The name caches hold one entry per distinct name; a flood of names only costs a refill.
+_CACHE_SIZE = 100_000
 
 LabelKey = tuple[tuple[str, str], ...]
 # prometheus_client's own value formatting (Go's float syntax); the library leaves it untyped.
 _format_value: Callable[[float], str] = floatToGoString
 
 
-def sanitize_metric_name(name: str) -> str:
-    """Map any string onto ``[a-zA-Z_:][a-zA-Z0-9_:]*``."""
-    cleaned = _INVALID_METRIC_CHARS.sub("_", name).strip("_") or "_"
+def _clean(name: str, empty: str) -> str:
+    """Rule 1: ``[a-z_][a-z0-9_]*`` without ``__`` or a trailing ``_``."""
+    cleaned = _INVALID_NAME_CHARS.sub("_", name.lower()).strip("_") or empty
     return f"_{cleaned}" if cleaned[0].isdigit() else cleaned
+
+
+def _reserved(parts: list[str], index: int) -> bool:
+    part = parts[index]
+    return part in _UNIT_WORDS or (index > 0 and part in _NOT_AFTER_UNDERSCORE)
+
+
+def sanitize_metric_name(name: str, kind: str = "gauge") -> str:
+    """Any string as a metric name of ``kind`` that promtool accepts (module doc, rules 1-3)."""
+    parts = _clean(name, "value").split("_")
+    while True:
+        index = next((i for i in range(len(parts)) if _reserved(parts, i)), None)
+        if index is None:
+            break
+        if index > 0:
+            parts[index - 1 : index + 1] = [parts[index - 1] + parts[index]]
+        elif len(parts) > 1:
+            parts[0:2] = [parts[0] + parts[1]]
+        else:
+            parts[0] += "value"
+    if parts[-1] in _RESERVED_ENDINGS.get(kind, _RESERVED_ENDINGS["gauge"]):
+        parts.append("value")
+    return "_".join(parts)
 
 
 def sanitize_label_name(name: str) -> str:
-    """Map any string onto ``[a-zA-Z_][a-zA-Z0-9_]*``; ``__`` is reserved for Prometheus."""
-    cleaned = _INVALID_LABEL_CHARS.sub("_", name).strip("_") or "label"
-    return f"_{cleaned}" if cleaned[0].isdigit() else cleaned
+    """Any string as a label name promtool accepts (module doc, rules 1 and 4)."""
+    cleaned = _clean(name, "label")
+    return f"tag_{cleaned}" if cleaned in _RESERVED_LABELS else cleaned
+
+
+def _utf8(text: str) -> str:
+    """``text`` without lone surrogates, which no UTF-8 output can carry."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 @dataclass(slots=True)
@@ -65,19 +134,23 @@ class PrometheusSink(Collector):
         self._help = dict(help_texts or {})
         self._clock = clock
         self._families: dict[str, _Family] = {}
-        self._names: dict[tuple[str, str], str] = {}
+        self._names: dict[tuple[str, str, str], str] = {}
         self._labels: dict[str, str] = {}
+        self._label_owner: dict[str, str] = {}  # label -> the first tag name that gave it
+        self._clashing: set[str] = set()  # labels more than one tag name gives
         self._label_text: dict[LabelKey, str] = {}
 
     def add_help(self, help_texts: Mapping[str, str]) -> None:
         self._help.update(help_texts)
 
-    def _metric_name(self, measurement: str, field_name: str) -> str:
-        key = (measurement, field_name)
+    def _metric_name(self, measurement: str, field_name: str, kind: str) -> str:
+        key = (measurement, field_name, kind)
         name = self._names.get(key)
         if name is None:
+            if len(self._names) >= _CACHE_SIZE:
+                self._names.clear()
             full = f"{measurement}_{field_name}" if field_name else measurement
-            name = self._names[key] = sanitize_metric_name(full)
+            name = self._names[key] = sanitize_metric_name(full, kind)
         return name
 
     def _label_key(self, tags: Mapping[str, str]) -> LabelKey:
@@ -88,15 +161,37 @@ class PrometheusSink(Collector):
                 continue
             label = labels.get(key)
             if label is None:
-                label = labels[key] = sanitize_label_name(key)
-            items.append((label, value))
+                label = self._new_label(key)
+            items.append((label, _utf8(value)))
         items.sort()
+        if self._clashing and any(label in self._clashing for label, _ in items):
+            return self._first_tag_wins(tags)
         return tuple(items)
+
+    def _new_label(self, key: str) -> str:
+        """Sanitise and cache a tag name; note labels that two tag names share."""
+        if len(self._labels) >= _CACHE_SIZE:
+            self._labels.clear()
+            self._label_owner.clear()
+        label = self._labels[key] = sanitize_label_name(key)
+        if self._label_owner.setdefault(label, key) != key:
+            self._clashing.add(label)
+        return label
+
+    def _first_tag_wins(self, tags: Mapping[str, str]) -> LabelKey:
+        """Two tags with one label name (``a b`` and ``a_b``): the first tag name wins."""
+        chosen: dict[str, str] = {}
+        for key in sorted(tags):
+            if tags[key]:
+                chosen.setdefault(self._labels.get(key) or self._new_label(key), _utf8(tags[key]))
+        return tuple(sorted(chosen.items()))
 
     def _family(self, name: str, kind: str, fallback_help: str) -> _Family:
         family = self._families.get(name)
         if family is None:
-            help_text = self._help.get(name) or fallback_help
+            help_text = self._help.get(name) or ""
+            if not help_text.strip():
+                help_text = _utf8(fallback_help)
             family = self._families[name] = _Family(kind, help_text)
         return family
 
@@ -104,14 +199,14 @@ class PrometheusSink(Collector):
         expires = self._clock() + self.ttl
         label_key = self._label_key(sample.tags)
         if sample.histogram is not None:
-            name = self._metric_name(sample.measurement, "")
+            name = self._metric_name(sample.measurement, "", "histogram")
             family = self._family(name, "histogram", f"distribution of {sample.measurement}")
             family.series[label_key] = (sample.histogram, expires)
         for field_name, value in sample.fields.items():
             if isinstance(value, str):
                 continue  # text has no place in a sample value; sources put it in tags
-            name = self._metric_name(sample.measurement, field_name)
             kind = "counter" if field_name in sample.counters else "gauge"
+            name = self._metric_name(sample.measurement, field_name, kind)
             family = self._family(name, kind, f"{field_name} of {sample.measurement}")
             family.series[label_key] = (float(value), expires)
 
@@ -123,7 +218,7 @@ class PrometheusSink(Collector):
         return []
 
     def _live(self) -> Iterator[tuple[str, _Family]]:
-        """Families in name order, each without its expired series; empty ones skipped."""
+        """Families in name order, each without its expired series; empty ones forgotten."""
         now = self._clock()
         for name in sorted(self._families):
             family = self._families[name]
@@ -134,6 +229,8 @@ class PrometheusSink(Collector):
                 self._label_text.pop(key, None)
             if series:
                 yield name, family
+            else:
+                del self._families[name]
 
     def collect(self) -> Iterator[Metric]:
         for name, family in self._live():

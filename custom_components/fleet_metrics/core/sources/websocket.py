@@ -1,9 +1,15 @@
-"""A generic JSON WebSocket: configured JSON paths become fields and tags."""
+"""A generic JSON WebSocket: configured JSON paths become fields and tags.
+
+A frame that is not JSON (or that makes extraction fail in any way) is counted in
+``rejects`` and skipped; the connection goes on. Values are checked before they leave:
+numbers finite, texts short and printable.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -17,12 +23,27 @@ from ..backoff import Backoff
 from ..sample import FieldValue, Sample
 from ..source import Emit, Source, SourceContext
 from ..validators import positive_seconds
+from ..values import number
 
 _LOGGER = logging.getLogger(__name__)
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 PathPart = str | int
+# Tags and text fields longer than this, or with control characters, are left out.
+MAX_TEXT = 256
+
+
+def _text(value: str) -> str | None:
+    return value if len(value) <= MAX_TEXT and value.isprintable() else None
+
+
+def _non_finite(text: str) -> bool:
+    """``"NaN"``, ``"-Infinity"``, ``"1e999"``: a number, but none an output can carry."""
+    try:
+        return not math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def compile_path(path: str) -> tuple[PathPart, ...]:
@@ -96,20 +117,27 @@ class WebSocketSource(Source):
         fields: dict[str, FieldValue] = {}
         for key, path in self._fields.items():
             value = resolve(document, path)
-            if isinstance(value, bool | int | float):
+            if isinstance(value, bool):
                 fields[key] = value
+            elif isinstance(value, int | float):
+                if (finite := number(value)) is not None:
+                    fields[key] = value if isinstance(value, int) else finite
             elif isinstance(value, str):
-                try:
-                    fields[key] = float(value)
-                except ValueError:
-                    fields[key] = value
+                parsed = number(value)
+                if parsed is not None:
+                    fields[key] = parsed
+                elif (text := _text(value)) is not None and not _non_finite(text):
+                    fields[key] = text
         if not fields:
             return None
         tags = {"source": self.name}
         for key, path in self._tags.items():
             value = resolve(document, path)
-            if isinstance(value, str | int | float) and not isinstance(value, bool):
-                tags[key] = str(value)
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                continue
+            text = _text(str(value))
+            if text:
+                tags[key] = text
         return Sample(self.measurement, tags, fields)
 
     async def run(self, emit: Emit) -> None:
@@ -139,14 +167,25 @@ class WebSocketSource(Source):
                 if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     continue
                 self.stats.messages += 1
-                try:
-                    document = orjson.loads(message.data)
-                except orjson.JSONDecodeError:
-                    self.stats.parse_errors += 1
-                    continue
-                sample = self.sample_from(document)
-                if sample is None:
-                    self.skipped += 1
-                    continue
-                emit(sample)
-                self.stats.emitted()
+                self.handle(message.data, emit)
+                self.stats.parse_errors = self.rejects.total
+
+    def handle(self, data: str | bytes, emit: Emit) -> None:
+        """One frame: a sample, a counted rejection, or (no configured field in it) skipped."""
+        payload = data.encode(errors="replace") if isinstance(data, str) else data
+        try:
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError as err:
+            self.rejects.reject("json", f"not JSON: {err}"[:300], self.config["url"], payload)
+            return
+        try:
+            sample = self.sample_from(document)
+        except Exception as err:  # extraction's safety net: a frame never ends the connection
+            reason = f"{type(err).__name__}: {err}"[:300]
+            self.rejects.reject("exception", reason, self.config["url"], payload)
+            return
+        if sample is None:
+            self.skipped += 1
+            return
+        emit(sample)
+        self.stats.emitted()

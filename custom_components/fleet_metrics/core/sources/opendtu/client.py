@@ -40,7 +40,17 @@ class DtuBusy(OpenDtuError):
 
 
 class BadResponse(OpenDtuError):
-    """The DTU answered, but not with data we can use."""
+    """The DTU answered, but not with data we can use; ``kind`` is how it is counted."""
+
+    def __init__(self, message: str, kind: str = "shape") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# The largest answer read (a DTU with ten inverters answers in about 30 kB).
+MAX_BODY = 4 * 1024 * 1024
+# The longest Retry-After honoured; a longer one would stop polling for good.
+MAX_RETRY_AFTER = 3600.0
 
 
 class OpenDtuClient:
@@ -69,21 +79,23 @@ class OpenDtuClient:
                 # Keeps the DTU from sending WWW-Authenticate, as its own web app does.
                 headers={"X-Requested-With": "XMLHttpRequest"},
             ) as response:
-                body = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
+                body = await _read_capped(response)
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             raise CannotConnect(f"{self.url}{path}: {err or type(err).__name__}") from err
         if status in (401, 403):
             raise InvalidAuth(f"{path}: HTTP {status}")
         if status == 429:
-            raise DtuBusy(float(retry_after) if retry_after and retry_after.isdigit() else None)
+            raise DtuBusy(_retry_after(retry_after))
         if status == 404:
             raise BadResponse(f"{path}: not found (not an OpenDTU, or older firmware)")
+        if len(body) > MAX_BODY:
+            raise BadResponse(f"{path}: answer over {MAX_BODY} bytes", "too_large")
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as err:
-            raise BadResponse(f"{path}: HTTP {status}, body is not JSON") from err
+            raise BadResponse(f"{path}: HTTP {status}, body is not JSON", "json") from err
         if status >= 400:
             message = data.get("message") if isinstance(data, dict) else None
             raise BadResponse(f"{path}: HTTP {status} {message or ''}".rstrip())
@@ -130,8 +142,29 @@ class OpenDtuClient:
             await asyncio.shield(ws.close())
 
 
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The body, or its first MAX_BODY bytes and a few more when it is longer."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY:
+            break
+    return b"".join(chunks)
+
+
+def _retry_after(header: str | None) -> float | None:
+    """Seconds from a Retry-After header; dates and nonsense give None."""
+    if header and header.isascii() and header.isdigit() and len(header) <= 6:
+        return min(float(header), MAX_RETRY_AFTER)
+    return None
+
+
 def _parsed(parse: Callable[[Any], T], body: Any) -> T:
     try:
         return parse(body)
     except PayloadError as err:
         raise BadResponse(str(err)) from err
+    except Exception as err:  # the parser's safety net: a bad answer, not a crash
+        raise BadResponse(f"unreadable answer: {type(err).__name__}: {err}"[:300]) from err

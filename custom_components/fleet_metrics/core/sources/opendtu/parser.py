@@ -4,10 +4,14 @@ Shapes handled (see tests/fixtures/opendtu/README): grouped ``AC``/``DC``/``INV`
 (v23.4 on, with inverter values in ``AC.0`` before v24.2 and in ``INV.0`` after), flat
 ``"0"``/``"1"`` channels with 1-based DC strings (late 2022), summary-only overviews (v24.2 on).
 The bare-array shape from before 2022-11 is refused: its units differ and it has no totals.
+
+Any JSON at all gives either a model or ``PayloadError``: wrong types anywhere are skipped,
+names that would become tags are checked, and no NaN or infinity gets through.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +36,15 @@ VALUE_KEYS = {
 # Canonical units; a value in another unit of the same quantity is converted.
 _ENERGY_SCALE = {"Wh": 1.0, "kWh": 1000.0, "MWh": 1_000_000.0}
 _CANONICAL_ENERGY = {"yield_day": "Wh", "yield_total": "kWh"}
+# Serials, inverter and string names become tags: HMS/HMT names are at most 31 bytes.
+MAX_NAME = 64
+# Hoymiles inverters have at most 6 DC inputs; the index is a tag, so it stays small.
+MAX_STRINGS = 16
+# Radio statistics keys the firmware sends (samples.py exports them as counters).
+RADIO_KEYS = frozenset(
+    {"tx_request", "tx_re_request", "rx_success", "rx_fail_nothing", "rx_fail_partial",
+     "rx_fail_corrupt"}
+)  # fmt: skip
 
 
 class PayloadError(ValueError):
@@ -42,6 +55,20 @@ class UnsupportedFirmware(PayloadError):
     """The body comes from firmware too old to read safely."""
 
 
+def _name(raw: Any) -> str | None:
+    """A text that may become a tag: short and printable."""
+    if isinstance(raw, str) and 0 < len(raw) <= MAX_NAME and raw.isprintable():
+        return raw
+    return None
+
+
+def _string_index(key: str) -> int | None:
+    """``"0"``..``"15"``; not ``"²"`` (a digit to ``str.isdigit`` that ``int`` refuses)."""
+    if key.isascii() and key.isdigit() and len(key) <= 2:
+        return int(key)
+    return None
+
+
 def _reading(key: str, raw: Any) -> float | None:
     """``{"v": 233.1000061, "u": "V", "d": 1}`` -> 233.1, converted to the canonical unit."""
     if not isinstance(raw, Mapping):
@@ -50,6 +77,8 @@ def _reading(key: str, raw: Any) -> float | None:
     if value is None:
         return None
     unit = raw.get("u")
+    if not isinstance(unit, str):
+        unit = None  # an object or list here is no unit, and is not hashable either
     digits = raw.get("d")
     if key in _CANONICAL_ENERGY and unit in _ENERGY_SCALE and unit != _CANONICAL_ENERGY[key]:
         value = value * _ENERGY_SCALE[unit] / _ENERGY_SCALE[_CANONICAL_ENERGY[key]]
@@ -59,7 +88,7 @@ def _reading(key: str, raw: Any) -> float | None:
         digits = None
     if isinstance(digits, int) and not isinstance(digits, bool) and 0 <= digits <= 6:
         value = round(value, digits)
-    return value
+    return value if math.isfinite(value) else None
 
 
 def _readings(channel: Any) -> dict[str, float]:
@@ -76,7 +105,7 @@ def _readings(channel: Any) -> dict[str, float]:
 def _dc_string(index: int, channel: Any) -> DcString:
     name = ""
     if isinstance(channel, Mapping) and isinstance(channel.get("name"), Mapping):
-        name = str(channel["name"].get("u") or "")
+        name = _name(channel["name"].get("u")) or ""
     return DcString(index=index, name=name, values=_readings(channel))
 
 
@@ -90,14 +119,14 @@ def _bool(raw: Any) -> bool | None:
 
 
 def parse_inverter(raw: Mapping[str, Any]) -> Inverter:
-    serial = raw.get("serial")
-    if not isinstance(serial, str) or not serial:
-        raise PayloadError("inverter without a serial")
+    serial = _name(raw.get("serial"))
+    if serial is None:
+        raise PayloadError("inverter without a usable serial")
     limit_absolute = number(raw.get("limit_absolute"))
     data_age_ms = number(raw.get("data_age_ms"))
     inverter = Inverter(
         serial=serial,
-        name=str(raw.get("name") or serial),
+        name=_name(raw.get("name")) or serial,
         reachable=bool(raw.get("reachable", False)),
         producing=bool(raw.get("producing", False)),
         poll_enabled=_bool(raw.get("poll_enabled")),
@@ -111,7 +140,11 @@ def parse_inverter(raw: Mapping[str, Any]) -> Inverter:
     )
     radio = raw.get("radio_stats")
     if isinstance(radio, Mapping):
-        inverter.radio = {k: v for k, v in radio.items() if isinstance(v, int) and k != "rssi"}
+        inverter.radio = {
+            k: v
+            for k, v in radio.items()
+            if k in RADIO_KEYS and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        }
         inverter.rssi = number(radio.get("rssi"))
 
     if "AC" in raw or "INV" in raw or "DC" in raw:
@@ -123,14 +156,16 @@ def parse_inverter(raw: Mapping[str, Any]) -> Inverter:
         dc = raw.get("DC")
         if isinstance(dc, Mapping):
             for key, channel in dc.items():
-                if key.isdigit():
-                    inverter.strings[int(key)] = _dc_string(int(key), channel)
+                index = _string_index(key)
+                if index is not None and index < MAX_STRINGS:
+                    inverter.strings[index] = _dc_string(index, channel)
     elif "0" in raw:
         # Late 2022: flat channels, "0" is AC plus inverter values, DC strings count from 1.
         inverter.values.update(_readings(raw.get("0")))
         for key, channel in raw.items():
-            if key.isdigit() and key != "0":
-                inverter.strings[int(key) - 1] = _dc_string(int(key) - 1, channel)
+            index = _string_index(key)
+            if index is not None and 0 < index <= MAX_STRINGS:
+                inverter.strings[index - 1] = _dc_string(index - 1, channel)
     return inverter
 
 
@@ -182,8 +217,7 @@ def parse_system_status(body: Any) -> SystemInfo:
         raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
 
     def text(key: str) -> str | None:
-        value = body.get(key)
-        return value if isinstance(value, str) and value else None
+        return _name(body.get(key))
 
     return SystemInfo(
         hostname=text("hostname"),
@@ -200,10 +234,10 @@ def parse_system_status(body: Any) -> SystemInfo:
 def parse_network_status(body: Any) -> NetworkInfo:
     if not isinstance(body, Mapping):
         raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
-    mac = body.get("network_mac")
+    mac = _name(body.get("network_mac"))
     return NetworkInfo(
-        mac=mac.upper() if isinstance(mac, str) and mac else None,
-        ip=body.get("network_ip") or None,
-        hostname=body.get("network_hostname") or None,
+        mac=mac.upper() if mac else None,
+        ip=_name(body.get("network_ip")),
+        hostname=_name(body.get("network_hostname")),
         rssi=_int(body.get("sta_rssi")),
     )

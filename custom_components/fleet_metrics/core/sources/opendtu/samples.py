@@ -71,8 +71,11 @@ def _fields(values: dict[str, float]) -> dict[str, FieldValue]:
     out: dict[str, FieldValue] = {}
     for key, value in values.items():
         spec = _VALUE_FIELDS.get(key)
-        if spec is not None:
-            out[spec[0]] = scale(value, spec[1]) if spec[1] != 1.0 else value
+        if spec is None:
+            continue
+        scaled = scale(value, spec[1]) if spec[1] != 1.0 else value
+        if scaled is not None:
+            out[spec[0]] = scaled
     return out
 
 
@@ -80,8 +83,9 @@ def inverter_samples(dtu: str, inverter: Inverter, time_ns: int) -> Iterable[Sam
     fields = _fields(inverter.values)
     fields["reachable"] = inverter.reachable
     fields["producing"] = inverter.producing
-    if inverter.limit_relative is not None:
-        fields["limit_relative_ratio"] = scale(inverter.limit_relative, 0.01)
+    ratio = scale(inverter.limit_relative, 0.01) if inverter.limit_relative is not None else None
+    if ratio is not None:
+        fields["limit_relative_ratio"] = ratio
     if inverter.limit_absolute is not None:
         fields["limit_absolute_watts"] = inverter.limit_absolute
     if inverter.rssi is not None:

@@ -13,7 +13,7 @@ import voluptuous as vol
 
 from ...source import Emit, Source, SourceContext
 from ...validators import http_url, positive_seconds
-from .client import CannotConnect, DtuBusy, OpenDtuClient, OpenDtuError
+from .client import BadResponse, DtuBusy, OpenDtuClient, OpenDtuError
 from .collector import OpenDtuCollector
 from .models import DtuSnapshot, Inverter
 from .samples import HELP, down_sample, snapshot_samples
@@ -41,7 +41,6 @@ class OpenDtuSource(Source):
         super().__init__(name, config, context)
         self.connected: bool | None = None
         self._polls = 0
-        self._bad_answers = 0
 
     async def run(self, emit: Emit) -> None:
         cfg = self.config
@@ -49,13 +48,12 @@ class OpenDtuSource(Source):
             client = OpenDtuClient(
                 session, cfg["url"], cfg["username"], cfg["password"] or None, cfg["timeout"]
             )
-            collector = OpenDtuCollector(client)
+            collector = OpenDtuCollector(client, self.rejects)
             live: asyncio.Task[None] | None = None
             next_live_attempt = 0.0
 
             def on_live(snapshot: DtuSnapshot, updated: list[Inverter]) -> None:
                 self._emit_all(emit, snapshot_samples(self.name, snapshot, updated))
-                self._count(collector)
 
             try:
                 while True:
@@ -66,7 +64,9 @@ class OpenDtuSource(Source):
                         and live is None
                         and time.monotonic() >= next_live_attempt
                     ):
-                        live = asyncio.create_task(collector.stream(on_live))
+                        live = asyncio.create_task(
+                            collector.stream(on_live, lambda: self._count(collector))
+                        )
                     if live is not None:
                         delay = max(delay, cfg["live_poll_interval"])
                         done, _ = await asyncio.wait({live}, timeout=delay)
@@ -89,7 +89,7 @@ class OpenDtuSource(Source):
 
     def _count(self, collector: OpenDtuCollector) -> None:
         self.stats.messages = self._polls + collector.live_messages
-        self.stats.parse_errors = self._bad_answers + collector.parse_errors
+        self.stats.parse_errors = self.rejects.total
 
     async def _poll(self, collector: OpenDtuCollector, emit: Emit) -> float:
         """One full poll; returns how long to wait before the next one."""
@@ -103,8 +103,8 @@ class OpenDtuSource(Source):
         except OpenDtuError as err:
             if self.connected is not False:
                 _LOGGER.warning("%s: DTU unavailable: %s", self.name, err)
-            if not isinstance(err, CannotConnect):
-                self._bad_answers += 1
+            if isinstance(err, BadResponse):
+                self.rejects.reject(err.kind, str(err)[:300], collector.client.url)
                 self._count(collector)
             self.connected = False
             emit(down_sample(self.name))

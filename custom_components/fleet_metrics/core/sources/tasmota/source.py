@@ -9,22 +9,54 @@ import voluptuous as vol
 
 from ...mqtt.session import BrokerSession
 from ...source import Emit, Source, SourceContext
+from ...validators import integer
+from .limits import (
+    DEFAULT_DEVICES,
+    DEFAULT_FIELDS,
+    DEFAULT_LAYOUTS,
+    DEFAULT_READINGS,
+    MAX_FULL_TOPIC,
+    Limits,
+)
 from .topics import FullTopic
 from .tracker import DEFAULT_FULL_TOPICS, MAX_PAYLOAD, TasmotaTracker
 
 
 def full_topic(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_FULL_TOPIC:
+        raise vol.Invalid(f"expected a FullTopic of at most {MAX_FULL_TOPIC} characters")
     try:
-        return FullTopic(str(value)).template
+        return FullTopic(value).template
     except ValueError as err:
         raise vol.Invalid(str(err)) from err
 
 
+def plain_topic(value: Any) -> str:
+    """A topic to put ``/+/config`` under: not empty, no wildcard."""
+    if not isinstance(value, str):
+        raise vol.Invalid("expected a topic such as tasmota/discovery")
+    text = value.strip().rstrip("/")
+    if not text:
+        raise vol.Invalid("must not be empty; Tasmota's default is tasmota/discovery")
+    if "+" in text or "#" in text:
+        raise vol.Invalid(f"{value!r} holds an MQTT wildcard; give a plain topic")
+    if "\0" in text:
+        raise vol.Invalid(f"{value!r} holds a NUL character")
+    return text
+
+
 SCHEMA: dict[Any, Any] = {
     vol.Required("broker"): str,
-    vol.Optional("discovery_prefix", default="tasmota/discovery"): vol.All(str, vol.Length(min=1)),
-    vol.Optional("full_topics", default=list(DEFAULT_FULL_TOPICS)): [full_topic],
-    vol.Optional("max_payload", default=MAX_PAYLOAD): vol.All(int, vol.Range(min=256)),
+    vol.Optional("discovery_prefix", default="tasmota/discovery"): plain_topic,
+    vol.Optional("full_topics", default=list(DEFAULT_FULL_TOPICS)): vol.All(
+        [full_topic], vol.Length(min=1)
+    ),
+    vol.Optional("max_payload", default=MAX_PAYLOAD): integer(256, 16 * 1024 * 1024),
+    # Caps on what the wire can make the tracker hold (see limits.py).
+    vol.Optional("max_devices", default=DEFAULT_DEVICES): integer(1, 1_000_000),
+    vol.Optional("max_layouts", default=DEFAULT_LAYOUTS): integer(1, 256),
+    vol.Optional("max_readings", default=DEFAULT_READINGS): integer(1, 10_000),
+    vol.Optional("max_fields", default=DEFAULT_FIELDS): integer(1, 10_000),
 }
 
 HELP = {
@@ -59,24 +91,36 @@ class TasmotaSource(Source):
     async def run(self, emit: Emit) -> None:
         undo: list[Any] = []
 
-        def on_message(topic: str, payload: bytes) -> None:
+        def handle(topic: str, payload: bytes) -> None:
             samples = tracker.handle(topic, payload)
             for sample in samples:
                 emit(sample)
-            stats = self.stats
-            stats.messages = tracker.messages
-            stats.parse_errors = tracker.parse_errors
             if samples:
-                stats.emitted(len(samples))
+                self.stats.emitted(len(samples))
+
+        guarded = self.rejects.guard(handle)
+
+        def on_message(topic: str, payload: bytes) -> None:
+            guarded(topic, payload)
+            self.stats.messages = tracker.messages
+            self.stats.parse_errors = self.rejects.total
 
         def subscribe(layout: FullTopic) -> None:
             undo.extend(self.session.subscribe(f, on_message) for f in layout.filters())
 
+        cfg = self.config
         tracker = TasmotaTracker(
-            self.config["discovery_prefix"],
-            self.config["full_topics"],
-            self.config["max_payload"],
+            cfg["discovery_prefix"],
+            cfg["full_topics"],
+            cfg["max_payload"],
             on_new_layout=subscribe,
+            rejects=self.rejects,
+            limits=Limits(
+                devices=cfg["max_devices"],
+                layouts=cfg["max_layouts"],
+                readings=cfg["max_readings"],
+                fields=cfg["max_fields"],
+            ),
         )
         prefix = tracker.discovery_prefix
         undo.append(self.session.subscribe(f"{prefix}/+/config", on_message))

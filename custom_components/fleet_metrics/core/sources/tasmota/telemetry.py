@@ -15,6 +15,7 @@ from typing import Any
 from ...sample import FieldValue
 from ...units import scale
 from ...values import number
+from .limits import DEFAULT_FIELDS, DEFAULT_READINGS, MAX_DEPTH, MAX_RELAY, valid_name
 
 KWH_TO_J = 3_600_000.0
 WH_TO_J = 3600.0
@@ -76,12 +77,16 @@ class Units:
         temp = payload.get("TempUnit")
         pressure = payload.get("PressureUnit")
         return cls(
-            temperature=temp if temp in ("C", "F") else "C",
-            pressure=pressure if pressure in PRESSURE_TO_PA else "hPa",
+            temperature=temp if isinstance(temp, str) and temp in ("C", "F") else "C",
+            pressure=pressure
+            if isinstance(pressure, str) and pressure in PRESSURE_TO_PA
+            else "hPa",
         )
 
 
-def convert(key: str, value: float, units: Units) -> tuple[str, float]:
+def convert(key: str, value: float, units: Units) -> tuple[str, float | None]:
+    """The field name and value in base units; the value is None when converting it would
+    leave the finite numbers."""
     spec = KNOWN_FIELDS.get(key)
     if spec is None:
         return snake(key), value
@@ -100,61 +105,112 @@ class Skipped:
         self.count = 0
 
 
+@dataclass(slots=True)
+class Notes:
+    """What one payload held that the parser left out, for the tracker to count.
+
+    ``bad_names``: sensor, switch or field names too long or unprintable; ``over_cap``:
+    readings or fields beyond the caps; ``too_deep``: objects nested deeper than any
+    Tasmota sensor nests.
+    """
+
+    skipped: Skipped = field(default_factory=Skipped)
+    max_readings: int = DEFAULT_READINGS
+    max_fields: int = DEFAULT_FIELDS
+    bad_names: int = 0
+    over_cap: int = 0
+    too_deep: int = 0
+
+
+class _Collected:
+    """The readings of one payload, capped as they are made."""
+
+    def __init__(self, notes: Notes) -> None:
+        self.notes = notes
+        self.readings: list[Reading] = []
+
+    def add(self, reading: Reading) -> None:
+        if len(self.readings) < self.notes.max_readings:
+            self.readings.append(reading)
+        else:
+            self.notes.over_cap += 1
+
+
+def _put(reading: Reading, name: str, value: FieldValue | None, notes: Notes) -> None:
+    if value is None:
+        notes.skipped.count += 1
+    elif name in reading.fields or len(reading.fields) < notes.max_fields:
+        reading.fields[name] = value
+    else:
+        notes.over_cap += 1
+
+
 def _sensor_readings(
-    name: str, body: Mapping[str, Any], units: Units, skipped: Skipped
-) -> list[Reading]:
+    name: str, body: Mapping[str, Any], units: Units, notes: Notes, out: _Collected, depth: int
+) -> None:
+    if depth > MAX_DEPTH:
+        notes.too_deep += 1
+        return
     measurement = "tasmota_energy" if name == "ENERGY" else "tasmota_sensor"
     main = Reading(measurement, {"sensor": name})
     phases: dict[int, Reading] = {}
-    nested: list[Reading] = []
+    nested: list[tuple[str, Mapping[str, Any]]] = []
     for key, raw in body.items():
+        if not valid_name(key):
+            notes.bad_names += 1
+            continue
         if key.lower() in IDENTIFIER_KEYS:
-            if isinstance(raw, str) and raw:
+            if isinstance(raw, str) and valid_name(raw):
                 main.tags["sensor_id"] = raw
             continue
         if key in META_KEYS:
             continue
         if isinstance(raw, Mapping):
-            nested.extend(_sensor_readings(key, raw, units, skipped))
+            nested.append((key, raw))
         elif isinstance(raw, list):
-            for index, item in enumerate(raw, start=1):
+            for index, item in enumerate(raw[: notes.max_readings], start=1):
                 value = number(item)
                 if value is None:
-                    skipped.count += 1
+                    notes.skipped.count += 1
                     continue
-                phase = phases.setdefault(
-                    index, Reading(measurement, {"sensor": name, "phase": str(index)})
-                )
-                field_name, converted = convert(key, value, units)
-                phase.fields[field_name] = converted
+                phase = phases.get(index)
+                if phase is None:
+                    phase = phases[index] = Reading(
+                        measurement, {"sensor": name, "phase": str(index)}
+                    )
+                _put(phase, *convert(key, value, units), notes)
+            notes.over_cap += max(0, len(raw) - notes.max_readings)
         elif (value := number(raw)) is not None:
-            field_name, converted = convert(key, value, units)
-            main.fields[field_name] = converted
+            _put(main, *convert(key, value, units), notes)
         elif isinstance(raw, str) and raw.upper() in SWITCH_STATES:
-            main.fields[snake(key)] = SWITCH_STATES[raw.upper()]
+            _put(main, snake(key), SWITCH_STATES[raw.upper()], notes)
         elif not isinstance(raw, str):
-            skipped.count += 1
-    readings = [main] if main.fields else []
-    readings.extend(phases[index] for index in sorted(phases))
-    return readings + nested
+            notes.skipped.count += 1
+    if main.fields:
+        out.add(main)
+    for index in sorted(phases):
+        if phases[index].fields:
+            out.add(phases[index])
+    for key, raw in nested:
+        _sensor_readings(key, raw, units, notes, out, depth + 1)
 
 
-def sensor_readings(payload: Mapping[str, Any], skipped: Skipped) -> list[Reading]:
+def sensor_readings(payload: Mapping[str, Any], notes: Notes) -> list[Reading]:
     """Readings of a SENSOR payload (or the ``StatusSNS`` of a STATUS10/STATUS8 reply)."""
     units = Units.of(payload)
-    readings: list[Reading] = []
+    out = _Collected(notes)
     for key, raw in payload.items():
         if key in META_KEYS:
             continue
-        if isinstance(raw, Mapping):
-            readings.extend(_sensor_readings(key, raw, units, skipped))
+        if not valid_name(key):
+            notes.bad_names += 1
+        elif isinstance(raw, Mapping):
+            _sensor_readings(key, raw, units, notes, out, 1)
         elif isinstance(raw, str) and raw.upper() in SWITCH_STATES:
-            readings.append(
-                Reading("tasmota_switch", {"switch": key}, {"on": SWITCH_STATES[raw.upper()]})
-            )
+            out.add(Reading("tasmota_switch", {"switch": key}, {"on": SWITCH_STATES[raw.upper()]}))
         else:
-            skipped.count += 1
-    return readings
+            notes.skipped.count += 1
+    return out.readings
 
 
 def duration_seconds(raw: Any) -> float | None:
@@ -168,7 +224,7 @@ def duration_seconds(raw: Any) -> float | None:
     return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
 
 
-_RELAY_KEY = re.compile(r"POWER(\d*)")
+_RELAY_KEY = re.compile(r"POWER([0-9]{0,2})")
 
 
 def relay_states(payload: Mapping[str, Any]) -> dict[str, bool]:
@@ -177,7 +233,9 @@ def relay_states(payload: Mapping[str, Any]) -> dict[str, bool]:
     for key, raw in payload.items():
         match = _RELAY_KEY.fullmatch(key)
         if match and isinstance(raw, str) and raw.upper() in SWITCH_STATES:
-            relays[match.group(1) or "1"] = SWITCH_STATES[raw.upper()]
+            relay = match.group(1) or "1"
+            if 1 <= int(relay) <= MAX_RELAY and relay[0] != "0":
+                relays[relay] = SWITCH_STATES[raw.upper()]
     return relays
 
 
@@ -187,8 +245,8 @@ def state_fields(payload: Mapping[str, Any]) -> dict[str, FieldValue]:
 
     def put(name: str, raw: Any, factor: float = 1.0) -> None:
         value = number(raw)
-        if value is not None:
-            fields[name] = scale(value, factor)
+        if value is not None and (scaled := scale(value, factor)) is not None:
+            fields[name] = scaled
 
     put("uptime_seconds", payload.get("UptimeSec"))
     if "uptime_seconds" not in fields and (uptime := duration_seconds(payload.get("Uptime"))):

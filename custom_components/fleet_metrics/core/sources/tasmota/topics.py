@@ -23,8 +23,15 @@ class FullTopic:
     """One FullTopic layout for a given set of prefixes."""
 
     def __init__(self, template: str, prefixes: tuple[str, ...] = ("stat", "tele")) -> None:
-        if "%topic%" not in template or "%prefix%" not in template:
-            raise ValueError(f"FullTopic {template!r} needs %prefix% and %topic%")
+        """Raises ValueError unless %prefix% and %topic% appear once each, and every token
+        fills a whole topic level (so that it can become a ``+`` in a filter)."""
+        if template.count("%topic%") != 1 or template.count("%prefix%") != 1:
+            raise ValueError(f"FullTopic {template!r:.120} needs %prefix% and %topic% once each")
+        if "+" in template or "#" in template or "\0" in template:
+            raise ValueError(f"FullTopic {template!r:.120} holds an MQTT wildcard or NUL")
+        for level in template.split("/"):
+            if TOKEN.search(level) and TOKEN.fullmatch(level) is None:
+                raise ValueError(f"FullTopic {template!r:.120}: {level!r:.40} is not a whole level")
         self.template = template if template.endswith("/") else f"{template}/"
         self.prefixes = prefixes
         pattern = ""
