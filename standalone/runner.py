@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -125,8 +125,11 @@ class Runner:
     def http_stats(self) -> HttpStats | None:
         return self._server.stats if self._server is not None else None
 
-    def render_metrics(self) -> bytes:
-        return self.prometheus.render().encode() + generate_latest(self.registry)
+    def render_metrics(self) -> Iterator[bytes]:
+        """The exposition in pieces: the HTTP server lets the loop run between them."""
+        for piece in self.prometheus.render_chunks():
+            yield piece.encode()
+        yield generate_latest(self.registry)
 
     def emit(self, sample: Sample) -> None:
         self.prometheus.add(sample)

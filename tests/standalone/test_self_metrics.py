@@ -33,7 +33,7 @@ async def test_rejections_output_and_dead_letters_are_exported(tmp_path: Path) -
         for kind, count in (("json", 3), ("too_large", 1)):
             for _ in range(count):
                 one.rejects.reject(kind, "bad", "tele/x/SENSOR", b"{")
-        text = runner.render_metrics().decode()
+        text = b"".join(runner.render_metrics()).decode()
     finally:
         await runner.stop()
     promtool_check(text)

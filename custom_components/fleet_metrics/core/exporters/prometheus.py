@@ -221,7 +221,9 @@ class PrometheusSink(Collector):
         """Families in name order, each without its expired series; empty ones forgotten."""
         now = self._clock()
         for name in sorted(self._families):
-            family = self._families[name]
+            family = self._families.get(name)
+            if family is None:  # forgotten while a chunked render was paused
+                continue
             series = family.series
             expired = [key for key, (_, expires) in series.items() if expires < now]
             for key in expired:
@@ -230,7 +232,7 @@ class PrometheusSink(Collector):
             if series:
                 yield name, family
             else:
-                del self._families[name]
+                self._families.pop(name, None)
 
     def collect(self) -> Iterator[Metric]:
         for name, family in self._live():
@@ -253,12 +255,18 @@ class PrometheusSink(Collector):
 
     def render(self) -> str:
         """The text exposition of every live series, as ``generate_latest`` writes it."""
+        return "".join(self.render_chunks())
+
+    def render_chunks(self, max_lines: int = 1000) -> Iterator[str]:
+        """``render()`` in pieces of about ``max_lines`` lines, so that a server can let the
+        event loop run between them. Safe when samples arrive between pieces: the family
+        names and each family's series are copied before they are walked."""
         out: list[str] = []
         for name, family in self._live():
             exposed = f"{name}_total" if family.kind == "counter" else name
             help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
             out.append(f"# HELP {exposed} {help_text}\n# TYPE {exposed} {family.kind}\n")
-            for labels, (value, _) in family.series.items():
+            for labels, (value, _) in list(family.series.items()):
                 if isinstance(value, Histogram):
                     if family.kind == "histogram":
                         out.extend(_histogram_lines(name, labels, value))
@@ -267,7 +275,11 @@ class PrometheusSink(Collector):
                     if text is None:
                         text = self._label_text[labels] = _label_text(labels)
                     out.append(f"{exposed}{text} {_format_value(value)}\n")
-        return "".join(out)
+                if len(out) >= max_lines:
+                    yield "".join(out)
+                    out.clear()
+        if out:
+            yield "".join(out)
 
 
 def _escape_label_value(value: str) -> str:
