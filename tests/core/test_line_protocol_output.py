@@ -315,9 +315,9 @@ async def test_stdout_whose_reader_is_gone_raises_output_closed_once() -> None:
 PIPE_PROGRAM = textwrap.dedent(
     """
     import asyncio, sys
-    from custom_components.fleet_metrics.core.exporters.line_protocol_output import (
+    from fleet_metrics.core.exporters.line_protocol_output import (
         LineProtocolOutput, OutputClosed)
-    from custom_components.fleet_metrics.core.sample import Sample
+    from fleet_metrics.core.sample import Sample
 
     async def main() -> int:
         out = LineProtocolOutput()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -66,7 +67,11 @@ class OpenDtuClient:
     ) -> None:
         self._session = session
         self.url = url.rstrip("/")
-        self._auth = aiohttp.BasicAuth(username or DEFAULT_USERNAME, password) if password else None
+        # Sent as a header: aiohttp 3.14 (Home Assistant 2026.11) deprecates ``auth=``.
+        self._headers = {"X-Requested-With": "XMLHttpRequest"}
+        if password:
+            credentials = f"{username or DEFAULT_USERNAME}:{password}".encode()
+            self._headers["Authorization"] = f"Basic {base64.b64encode(credentials).decode()}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
@@ -74,10 +79,10 @@ class OpenDtuClient:
             async with self._session.get(
                 f"{self.url}{path}",
                 params=params,
-                auth=self._auth,
                 timeout=self._timeout,
-                # Keeps the DTU from sending WWW-Authenticate, as its own web app does.
-                headers={"X-Requested-With": "XMLHttpRequest"},
+                # X-Requested-With keeps the DTU from sending WWW-Authenticate, as its own web
+                # app does.
+                headers=self._headers,
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
@@ -125,7 +130,7 @@ class OpenDtuClient:
         """
         ws_url = "ws" + self.url[len("http") :] + "/livedata"
         try:
-            ws = await self._session.ws_connect(ws_url, auth=self._auth, heartbeat=heartbeat)
+            ws = await self._session.ws_connect(ws_url, headers=self._headers, heartbeat=heartbeat)
         except aiohttp.WSServerHandshakeError as err:
             if err.status in (401, 403):
                 raise InvalidAuth(f"/livedata: HTTP {err.status}") from err
