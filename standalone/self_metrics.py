@@ -92,12 +92,25 @@ class SelfMetrics(Collector):
             "Messages whose handler raised (a bug; the message was skipped).",
             labels=broker_labels,
         )
+        subscription_failures = CounterMetricFamily(
+            "fleet_metrics_mqtt_subscription_failures",
+            "Subscriptions the broker refused or did not answer (each attempt).",
+            labels=broker_labels,
+        )
+        outage = GaugeMetricFamily(
+            "fleet_metrics_mqtt_outage_seconds",
+            "How long the broker has been unreachable; 0 while connected.",
+            labels=broker_labels,
+        )
         for name, session in sorted(runner.brokers.items()):
             connected.add_metric([name], 1 if session.connected else 0)
             reconnects.add_metric([name], session.reconnects)
             received.add_metric([name], session.messages)
             handler_errors.add_metric([name], session.handler_errors)
-        yield from (connected, reconnects, received, handler_errors)
+            subscription_failures.add_metric([name], session.subscription_failures)
+            started = session.outage_started
+            outage.add_metric([name], 0 if started is None else now - started)
+        yield from (connected, reconnects, received, handler_errors, subscription_failures, outage)
 
         output = runner.line_protocol
         yield from _counters(

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import glob
+import json
 import os
 import shutil
 import socket
 import subprocess
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 
 import aiomqtt
 import pytest
+
+from custom_components.fleet_metrics.core.mqtt import fast_path
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HAVE_MOSQUITTO = Path(MOSQUITTO).exists()
@@ -25,12 +30,17 @@ def free_port() -> int:
 
 class Mosquitto:
     def __init__(
-        self, workdir: Path, users: dict[str, str] | None = None, tls: bool = False
+        self,
+        workdir: Path,
+        users: dict[str, str] | None = None,
+        tls: bool = False,
+        config: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.users = users or {}
         self.tls = tls
+        self.config = list(config)  # extra lines for mosquitto.conf
         self._proc: asyncio.subprocess.Process | None = None
         if tls:
             make_certificates(workdir)
@@ -63,7 +73,7 @@ class Mosquitto:
                 "require_certificate true",
             ]
         config = self.workdir / "mosquitto.conf"
-        config.write_text("\n".join(lines) + "\n")
+        config.write_text("\n".join(lines + self.config) + "\n")
         return config
 
     async def start(self) -> None:
@@ -121,6 +131,122 @@ def make_certificates(workdir: Path) -> None:
         openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
                 "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
                 "-out", f"{name}.crt")  # fmt: skip
+
+
+def refusing_subscriptions(workdir: Path, patterns: Sequence[str]) -> list[str]:
+    """mosquitto.conf lines that make the broker refuse anonymous subscriptions to ``patterns``.
+
+    Mosquitto's ACL file only filters deliveries (the SUBACK still grants); its dynamic
+    security plugin answers a denied SUBSCRIBE with 0x80 (MQTT 3.1.1) or 0x87 (MQTT 5).
+    """
+    plugins = glob.glob("/usr/lib/*/mosquitto_dynamic_security.so")
+    if not plugins:
+        pytest.fail("mosquitto_dynamic_security.so is missing (Debian package mosquitto)")
+    acls = [
+        {"acltype": "subscribePattern", "topic": p, "priority": 10, "allow": False}
+        for p in patterns
+    ]
+    access = ("publishClientSend", "publishClientReceive", "subscribe", "unsubscribe")
+    security = {
+        "defaultACLAccess": dict.fromkeys(access, True),
+        "clients": [],
+        "groups": [{"groupname": "anonymous", "roles": [{"rolename": "refused"}]}],
+        "anonymousGroup": "anonymous",
+        "roles": [{"rolename": "refused", "acls": acls}],
+    }
+    path = workdir / "dynamic-security.json"
+    path.write_text(json.dumps(security))
+    return [f"plugin {plugins[0]}", f"plugin_opt_config_file {path}"]
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP server on a free port that accepts connections and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+class DroppingProxy:
+    """Forwards MQTT between clients and a broker, but drops SUBSCRIBEs naming ``silenced``.
+
+    The broker never sees those subscriptions, so they are never answered: a subscribe
+    that times out while the connection and every other subscription stay healthy.
+    """
+
+    def __init__(self, broker_port: int, silenced: str) -> None:
+        self.broker_port = broker_port
+        self.silenced = silenced.encode()
+        self.dropped = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def __aenter__(self) -> DroppingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        broker_r, broker_w = await asyncio.open_connection("127.0.0.1", self.broker_port)
+        self._writers += [client_w, broker_w]
+        upstream = asyncio.ensure_future(self._upstream(client_r, broker_w))
+        try:
+            while data := await broker_r.read(65536):
+                client_w.write(data)
+                await client_w.drain()
+        except OSError:
+            pass
+        finally:
+            upstream.cancel()
+            client_w.close()
+
+    async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, OSError):
+            while True:
+                header = await reader.readexactly(1)
+                length, multiplier, raw = 0, 1, b""
+                while True:
+                    byte = await reader.readexactly(1)
+                    raw += byte
+                    length += (byte[0] & 0x7F) * multiplier
+                    multiplier *= 128
+                    if not byte[0] & 0x80:
+                        break
+                body = await reader.readexactly(length)
+                if header[0] >> 4 == 8 and self.silenced in body:  # SUBSCRIBE
+                    self.dropped += 1
+                    continue
+                writer.write(header + raw + body)
+                await writer.drain()
+        writer.close()
+
+
+@pytest.fixture(params=["fast", "public"])
+def mqtt_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once on the fast path and once on aiomqtt's public message iterator."""
+    monkeypatch.setattr(fast_path, "ENABLED", request.param == "fast")
+    return str(request.param)
 
 
 @pytest.fixture

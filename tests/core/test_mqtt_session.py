@@ -1,3 +1,5 @@
+"""The shared broker session against a real Mosquitto, on the fast path and the public one."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +15,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from custom_components.fleet_metrics.core.backoff import Backoff
+from custom_components.fleet_metrics.core.mqtt.fast_path import FastClient
 from custom_components.fleet_metrics.core.mqtt.session import (
     BrokerAuthFailed,
     BrokerSession,
@@ -20,9 +23,11 @@ from custom_components.fleet_metrics.core.mqtt.session import (
     ConnectionState,
     _client,
     check_connection,
+    receive,
 )
-from custom_components.fleet_metrics.core.mqtt.topic_router import TopicRouter
 from tests.mosquitto import Mosquitto, free_port
+
+pytestmark = pytest.mark.usefixtures("mqtt_path")
 
 
 def fast() -> Backoff:
@@ -44,46 +49,6 @@ async def until(predicate: Callable[[], bool], timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.02)
-
-
-@pytest.mark.parametrize(
-    ("filter_", "topic", "matches"),
-    [
-        ("tele/+/SENSOR", "tele/plug/SENSOR", True),
-        ("tele/+/SENSOR", "tele/plug/STATE", False),
-        ("tele/#", "tele", True),
-        ("tele/#", "tele/a/b/c", True),
-        ("+/tele/SENSOR", "plug/tele/SENSOR", True),
-        ("#", "$SYS/broker/uptime", False),
-        ("+/broker/uptime", "$SYS/broker/uptime", False),
-        ("$SYS/#", "$SYS/broker/uptime", True),
-        ("a/+", "a/", True),
-        ("a/b", "a/b/c", False),
-    ],
-)
-def test_router_follows_mqtt_matching_rules(filter_: str, topic: str, matches: bool) -> None:
-    router = TopicRouter()
-    seen: list[str] = []
-    router.add(filter_, lambda t, p: seen.append(t))
-    assert bool(router.match(topic)) is matches
-
-
-def test_router_shares_filters_and_removes_cleanly() -> None:
-    router = TopicRouter()
-    first: list[bytes] = []
-    second: list[bytes] = []
-    a = lambda t, p: first.append(p)  # noqa: E731
-    b = lambda t, p: second.append(p)  # noqa: E731
-    router.add("x/+", a)
-    router.add("x/+", b)
-    router.add("x/#", a)
-    assert router.filters == ["x/+", "x/#"]
-    assert router.match("x/1") == [a, b], "a handler under two matching filters runs once"
-    router.remove("x/+", a)
-    assert router.filters == ["x/+", "x/#"]
-    router.remove("x/+", b)
-    assert router.filters == ["x/#"]
-    assert router.match("x/1") == [a]
 
 
 async def test_messages_reach_only_matching_handlers(mosquitto: Mosquitto) -> None:
@@ -138,7 +103,7 @@ async def test_subscribing_while_connected_takes_effect(mosquitto: Mosquitto) ->
 
 
 async def test_broker_restart_mid_stream_resubscribes_and_flows_again(
-    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture, mqtt_path: str
 ) -> None:
     caplog.set_level(logging.INFO)
     session = BrokerSession("home", mosquitto.settings, backoff=fast())
@@ -157,8 +122,20 @@ async def test_broker_restart_mid_stream_resubscribes_and_flows_again(
         await until(lambda: len(seen) == 100)
     assert seen == [str(i).encode() for i in range(100)]
     assert session.reconnects == 1
-    assert caplog.text.count("unreachable") == 1, "a lasting outage is logged once"
-    assert caplog.text.count("connected to 127.0.0.1") == 2
+    # Only the fast path reads the socket itself, so only it tells an end of stream apart.
+    reason = "closed by the broker" if mqtt_path == "fast" else "connection lost"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"broker home: lost the connection to 127.0.0.1:{mosquitto.port} ({reason}); retrying"
+    ], "a lasting outage is logged once, with a reason"
+    assert f"broker home: connected to 127.0.0.1:{mosquitto.port}" in caplog.messages
+    assert any(
+        m.startswith(
+            f"broker home: connected again to 127.0.0.1:{mosquitto.port} after an outage of "
+        )
+        for m in caplog.messages
+    )
+    assert session.outage_started is None
 
 
 async def test_broker_down_at_start_is_not_an_error(tmp_path: Path) -> None:
@@ -241,14 +218,20 @@ async def test_a_burst_arrives_whole_and_in_order(mosquitto: Mosquitto) -> None:
     assert session.messages == len(sent)
 
 
-async def test_qos_1_deliveries_go_through_paho_and_are_acknowledged(mosquitto: Mosquitto) -> None:
+async def test_qos_1_deliveries_go_through_paho_and_are_acknowledged(
+    mosquitto: Mosquitto, mqtt_path: str
+) -> None:
     seen: list[tuple[str, bytes]] = []
-    client = _client(mosquitto.settings, "qos1-test", lambda t, p: seen.append((t, p)))
+    deliver = lambda t, p: seen.append((t, p))  # noqa: E731
+    client = _client(mosquitto.settings, "qos1-test", deliver)
+    assert isinstance(client, FastClient) is (mqtt_path == "fast")
     async with client:
+        receiving = asyncio.create_task(receive(client, deliver))
         await client.subscribe("q/#", qos=1)
         await mosquitto.publish([("q/1", b"one"), ("q/2", b"two")])
         await until(lambda: len(seen) == 2)
         assert client._client._in_messages == {}  # nothing left waiting for an answer
+        receiving.cancel()
     assert seen == [("q/1", b"one"), ("q/2", b"two")]
 
 
@@ -265,9 +248,9 @@ async def test_tls_with_client_certificate(tmp_path: Path) -> None:
         }
         await check_connection(settings)
         with pytest.raises(BrokerUnavailable):  # the broker demands a client certificate
-            await check_connection({**settings, "cert_file": "", "key_file": ""})
+            await check_connection({**settings, "cert_file": "", "key_file": ""}, timeout=2)
         with pytest.raises(BrokerUnavailable):  # a CA that did not sign the server
-            await check_connection({**settings, "ca_file": ""})
+            await check_connection({**settings, "ca_file": ""}, timeout=2)
         session = BrokerSession("secure", settings, backoff=fast())
         seen: list[bytes] = []
         session.subscribe("secure/#", lambda t, p: seen.append(p))

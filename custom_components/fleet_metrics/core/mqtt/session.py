@@ -1,4 +1,10 @@
-"""A broker connection that stays up: reconnects with backoff, resubscribes, routes."""
+"""A broker connection that stays up: reconnects with backoff, resubscribes, routes.
+
+One session is shared by every source on a broker, so nothing one source asks for may end
+it: a filter that is invalid fails that source's ``subscribe`` at once, and a filter the
+broker refuses, or does not answer, is logged and counted while the others go on. An outage
+is logged once, with a readable reason, and its end with its length.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +12,23 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import aiomqtt
-from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.reasoncodes import ReasonCode
 
 from ..backoff import Backoff
-from .packet_reader import PacketReader
+from . import fast_path
+from .reasons import ConnectionLost, describe, duration, refusal, rejects_credentials
 from .settings import tls_context
 from .topic_router import Handler, TopicRouter
 
 _LOGGER = logging.getLogger(__name__)
 
-# CONNACK codes that mean the credentials were refused (MQTT 3.1.1 and 5).
-_AUTH_CODES_V3 = {4, 5}
-_AUTH_CODES_V5 = {134, 135}
+TIMEOUT = 10.0  # seconds for CONNACK, SUBACK and the TCP connect
+_SUBSCRIBING_AT_ONCE = 8  # aiomqtt warns past 10 pending calls
 
 
 class ConnectionState(enum.StrEnum):
@@ -40,176 +45,93 @@ class BrokerAuthFailed(Exception):
     """The broker refused the credentials."""
 
 
-def _is_auth_error(err: aiomqtt.MqttError) -> bool:
-    rc = getattr(err, "rc", None)
-    if isinstance(rc, ReasonCode):
-        return rc.value in _AUTH_CODES_V5
-    return isinstance(rc, int) and rc in _AUTH_CODES_V3
+class _LibraryLog(logging.Logger):
+    """Where aiomqtt and paho log: everything at DEBUG, under the session's logger.
 
-
-_READ_SIZE = 65536
-
-
-class _PahoFeed:
-    """Stands in for paho's ``_sock_recv``: paho reads only the packets it is handed."""
-
-    __slots__ = ("_data", "_end")
-
-    def __init__(self) -> None:
-        self._data = b""
-        self._end: OSError | bool = False
-
-    def load(self, packet: bytes) -> None:
-        self._data = packet
-
-    def end(self, error: OSError | None) -> None:
-        """The next read reports the socket's error, or end of stream, so paho disconnects."""
-        self._end = error or True
-
-    def __call__(self, size: int) -> bytes:
-        if self._end:
-            if isinstance(self._end, OSError):
-                raise self._end
-            return b""
-        if not self._data:
-            raise BlockingIOError
-        chunk, self._data = self._data[:size], self._data[size:]
-        return chunk
-
-
-class _Client(aiomqtt.Client):
-    """aiomqtt's client (2.5), made fast for routing thousands of messages a second.
-
-    - Each message goes straight from paho's read callback (already on the event loop) to
-      ``deliver``. aiomqtt's ``async for client.messages`` puts every message through a queue,
-      a task and a wait; a session that only routes needs none of that.
-    - The socket is read here, 64 KiB at a time, and QoS 0 PUBLISH packets are decoded by
-      ``PacketReader``; paho gets every other packet whole. paho alone would read each packet
-      with three system calls and one event-loop wake-up. Measured in ``make bench``.
-
-    And two races seen when a session stops or the broker goes are guarded:
-    - After every send aiomqtt schedules the socket's write watcher with
-      ``call_soon_threadsafe``. When the socket closes before that callback runs, the loop is
-      asked to watch a dead file descriptor and logs an OSError. Here the watcher is only
-      added to an open socket.
-    - When the task is cancelled while waiting for CONNACK, aiomqtt's connect future is
-      cancelled, and paho's later disconnect callback asks it for its exception, which
-      raises CancelledError inside the loop. Here that callback stops early; and a disconnect
-      error that arrives while the session is already leaving is marked as seen (an awaiter
-      still gets it) instead of being logged as never retrieved.
+    paho logs a lost connection or a failed TLS read at ERROR, once per attempt; the session
+    reports an outage itself, once, with a readable reason.
     """
 
-    def __init__(self, *args: Any, deliver: Handler, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deliver = deliver
-        self._socket_recv = self._client._sock_recv
-        self._feed = _PahoFeed()
-        self._client._sock_recv = self._feed  # type: ignore[method-assign, assignment]
-        v5 = kwargs.get("protocol") == aiomqtt.ProtocolVersion.V5
-        self._reader = PacketReader(deliver, properties=v5)
+    def __init__(self) -> None:
+        super().__init__(f"{__name__}.client")
+        self.parent = _LOGGER
+        self.addFilter(self._demote)
 
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        # QoS 1 and 2 (and MQTT 5 topic aliases) still arrive through paho.
-        self._deliver(message.topic, message.payload)
+    def isEnabledFor(self, level: int) -> bool:
+        return _LOGGER.isEnabledFor(logging.DEBUG)
 
-    async def wait_disconnected(self) -> None:
-        """Return when the connection ends; raises MqttError carrying the cause."""
-        await asyncio.wait([self._disconnected])
-        cause = None if self._disconnected.cancelled() else self._disconnected.exception()
-        raise aiomqtt.MqttError(str(cause) if cause else "connection closed") from cause
-
-    def _on_disconnect(self, *args: Any, **kwargs: Any) -> None:
-        if self._connected.cancelled():
-            return
-        super()._on_disconnect(*args, **kwargs)
-        if self._disconnected.done() and not self._disconnected.cancelled():
-            self._disconnected.exception()
-
-    def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
-        feed, reader = self._feed, self._reader
-
-        def to_paho(packet: bytes) -> bool:
-            feed.load(packet)
-            return bool(client.loop_read() == MQTTErrorCode.MQTT_ERR_SUCCESS)
-
-        def read() -> None:
-            try:
-                while True:
-                    error: OSError | None = None
-                    try:
-                        data = self._socket_recv(_READ_SIZE)
-                    except BlockingIOError:
-                        return
-                    except OSError as err:
-                        data, error = b"", err
-                    if not data:
-                        feed.end(error)
-                        client.loop_read()  # paho logs it and disconnects
-                        return
-                    # TLS may hold decrypted bytes the event loop cannot see: read them too.
-                    if not reader.feed(data, to_paho) or not (
-                        hasattr(sock, "pending") and sock.pending()
-                    ):
-                        return
-            except Exception as err:
-                if not self._disconnected.done():
-                    self._disconnected.set_exception(err)
-
-        def misc() -> None:
-            self._misc_task = self._loop.create_task(self._misc_loop())
-
-        # paho calls this from the executor thread that connects.
-        self._loop.call_soon_threadsafe(self._loop.add_reader, sock.fileno(), read)
-        self._loop.call_soon_threadsafe(misc)
-
-    def _on_socket_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
-        def write() -> None:
-            try:
-                client.loop_write()
-            except Exception as err:
-                if not self._disconnected.done():
-                    self._disconnected.set_exception(err)
-
-        def watch() -> None:
-            if sock.fileno() != -1:
-                self._loop.add_writer(sock.fileno(), write)
-
-        self._loop.call_soon_threadsafe(watch)
+    @staticmethod
+    def _demote(record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
 
 
-def _client(settings: Mapping[str, Any], identifier: str, deliver: Handler) -> _Client:
+_LIBRARY_LOG = _LibraryLog()
+
+
+def _client(
+    settings: Mapping[str, Any], identifier: str, deliver: Handler, timeout: float = TIMEOUT
+) -> aiomqtt.Client:
+    """A FastClient when the check allows it, else aiomqtt's own (read with ``receive``)."""
     protocol = (
         aiomqtt.ProtocolVersion.V5
         if settings.get("protocol") == "5"
         else aiomqtt.ProtocolVersion.V311
     )
-    return _Client(
-        hostname=settings["host"],
-        port=settings.get("port", 1883),
-        username=settings.get("username") or None,
-        password=settings.get("password") or None,
-        identifier=identifier,
-        keepalive=settings.get("keepalive", 60),
-        protocol=protocol,
-        tls_context=tls_context(settings),
-        tls_insecure=bool(settings.get("tls_insecure")) if settings.get("tls") else None,
-        timeout=10,
-        deliver=deliver,
-    )
+    options: dict[str, Any] = {
+        "hostname": settings["host"],
+        "port": settings.get("port", 1883),
+        "username": settings.get("username") or None,
+        "password": settings.get("password") or None,
+        "identifier": identifier,
+        "keepalive": settings.get("keepalive", 60),
+        "protocol": protocol,
+        "tls_context": tls_context(settings),
+        "tls_insecure": bool(settings.get("tls_insecure")) if settings.get("tls") else None,
+        "timeout": timeout,
+        "logger": _LIBRARY_LOG,
+    }
+    if fast_path.usable():
+        client: aiomqtt.Client = fast_path.FastClient(**options, deliver=deliver)
+    else:
+        client = aiomqtt.Client(**options)
+    # The TCP connect gets the same time as CONNACK, so "timed out after N s" is true.
+    paho = getattr(client, "_client", None)
+    if paho is not None and hasattr(paho, "connect_timeout"):
+        paho.connect_timeout = timeout
+    return client
 
 
-async def check_connection(settings: Mapping[str, Any]) -> None:
-    """Connect once and disconnect; raises BrokerAuthFailed or BrokerUnavailable."""
+async def receive(client: aiomqtt.Client, deliver: Handler) -> None:
+    """Hand every message to ``deliver`` until the connection ends; raises MqttError."""
+    if isinstance(client, fast_path.FastClient):
+        await client.wait_disconnected()  # messages are delivered from the read callback
+    async for message in client.messages:
+        payload = message.payload
+        deliver(message.topic.value, payload if isinstance(payload, bytes) else _bytes(payload))
+    raise ConnectionLost("connection closed")
+
+
+def _bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()
+
+
+async def check_connection(
+    settings: Mapping[str, Any],
+    timeout: float = TIMEOUT,  # noqa: ASYNC109 - per step, as the session's; the reason quotes it
+) -> None:
+    """Connect once and disconnect; raises BrokerAuthFailed or BrokerUnavailable (readable)."""
     try:
         identifier = f"fleet-metrics-check-{uuid.uuid4().hex[:8]}"
-        async with _client(settings, identifier, lambda topic, payload: None):
+        async with _client(settings, identifier, lambda topic, payload: None, timeout):
             return
-    except aiomqtt.MqttError as err:
-        if _is_auth_error(err):
-            raise BrokerAuthFailed(str(err)) from err
-        raise BrokerUnavailable(str(err)) from err
-    except OSError as err:
-        raise BrokerUnavailable(str(err)) from err
+    except (aiomqtt.MqttError, OSError) as err:
+        reason = describe(err, timeout)
+        if rejects_credentials(err):
+            raise BrokerAuthFailed(reason) from err
+        raise BrokerUnavailable(reason) from err
 
 
 class BrokerSession:
@@ -217,6 +139,11 @@ class BrokerSession:
 
     Sources register topic filters with ``subscribe`` at any time; filters are sent to the
     broker once each, however many handlers share them, and again after every reconnect.
+
+    Self-metrics read ``connects``, ``reconnects``, ``messages``, ``handler_errors``,
+    ``subscription_failures`` (refused or unanswered subscribes, each time) and
+    ``outage_started`` (``time.monotonic()`` when the broker was last found unreachable,
+    None while connected).
     """
 
     def __init__(
@@ -225,22 +152,31 @@ class BrokerSession:
         settings: Mapping[str, Any],
         backoff: Backoff | None = None,
         auth_backoff: Backoff | None = None,
+        timeout: float = TIMEOUT,
     ) -> None:
         self.name = name
+        self._extra = {"broker": name}  # for JSON logs, whichever task logs
         self.settings = settings
+        self.timeout = timeout
         self.state = ConnectionState.DISCONNECTED
         self.connects = 0
         self.reconnects = 0
         self.messages = 0
         self.handler_errors = 0
+        self.subscription_failures = 0
+        self.failed_subscriptions: dict[str, str] = {}  # filter -> reason, until it succeeds
+        self.outage_started: float | None = None
         self.last_error: str | None = None
         self._router = TopicRouter()
-        self._client: _Client | None = None
+        self._client: aiomqtt.Client | None = None
         self._backoff = backoff or Backoff(initial=1.0, maximum=60.0)
         self._auth_backoff = auth_backoff or Backoff(initial=60.0, maximum=600.0)
         self._identifier = settings.get("client_id") or f"fleet-metrics-{uuid.uuid4().hex[:12]}"
         self._pending: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
+        self._subscribing = asyncio.Semaphore(_SUBSCRIBING_AT_ONCE)
+        self._warned: ConnectionState | None = None  # what this outage was logged as
+        self._warned_filters: set[str] = set()
         self.on_state_change: Callable[[ConnectionState], None] | None = None
 
     @property
@@ -248,33 +184,135 @@ class BrokerSession:
         return self.state is ConnectionState.CONNECTED
 
     def subscribe(self, topic_filter: str, handler: Handler) -> Callable[[], None]:
-        """Route messages matching ``topic_filter`` to ``handler``; returns the undo."""
+        """Route messages matching ``topic_filter`` to ``handler``; returns the undo.
+
+        Raises InvalidTopicFilter (a ValueError) for a filter no broker should be sent.
+        """
         new = topic_filter not in self._router.filters
         self._router.add(topic_filter, handler)
         if new and self._client is not None:
-            self._in_background(self._client.subscribe(topic_filter))
+            self._in_background(self._subscribe_one(self._client, topic_filter))
 
         def unsubscribe() -> None:
             # Only the route goes: the broker-side filter lapses at the next reconnect, and
             # until then its messages find no handler. No round trip while shutting down.
             self._router.remove(topic_filter, handler)
+            if topic_filter not in self._router.filters:
+                self.failed_subscriptions.pop(topic_filter, None)
+                self._warned_filters.discard(topic_filter)
 
         return unsubscribe
 
-    def _in_background(self, coro: Any) -> None:
-        async def guarded() -> None:
-            with contextlib.suppress(aiomqtt.MqttError):
-                await coro
-
-        task = asyncio.create_task(guarded())
+    def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
 
-    def _set_state(self, state: ConnectionState, error: str | None = None) -> None:
-        """Record the state; log only transitions, so a long outage is one line."""
+    def _address(self) -> str:
+        return f"{self.settings['host']}:{self.settings.get('port', 1883)}"
+
+    async def run(self) -> None:
+        """Stay connected until cancelled. A broker that is down is retried, never fatal."""
+        while True:
+            attempt, connects = time.monotonic(), self.connects
+            try:
+                async with _client(
+                    self.settings, self._identifier, self._dispatch, self.timeout
+                ) as client:
+                    await self._serve(client)
+                error: BaseException = ConnectionLost("connection closed")
+            except (aiomqtt.MqttError, OSError) as err:
+                error = err
+            finally:
+                self._client = None
+                for task in self._pending:
+                    task.cancel()
+            lost = self.connects > connects
+            if self.outage_started is None:
+                self.outage_started = time.monotonic() if lost else attempt
+            auth = rejects_credentials(error)
+            state = ConnectionState.AUTH_FAILED if auth else ConnectionState.DISCONNECTED
+            self._set_state(state, describe(error, self.timeout), lost)
+            await asyncio.sleep((self._auth_backoff if auth else self._backoff).next_delay())
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        self._client = client
+        receiving = asyncio.create_task(receive(client, self._dispatch))
+        subscribing = asyncio.create_task(self._subscribe_all(client, self._router.filters))
+        try:
+            # Stop subscribing if the connection ends first: that is no filter's fault.
+            await asyncio.wait({receiving, subscribing}, return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done():
+                self.connects += 1
+                if self.connects > 1:
+                    self.reconnects += 1
+                self._backoff.reset()
+                self._auth_backoff.reset()
+                self._set_state(ConnectionState.CONNECTED)
+            await receiving
+        finally:
+            for task in (subscribing, receiving):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await subscribing
+
+    async def _subscribe_all(self, client: aiomqtt.Client, filters: list[str]) -> None:
+        await asyncio.gather(*(self._subscribe_one(client, f) for f in filters))
+
+    async def _subscribe_one(self, client: aiomqtt.Client, topic_filter: str) -> None:
+        """Subscribe to one filter; whatever goes wrong stays with that filter.
+
+        A refused or unanswered filter is tried again at the next reconnect.
+        """
+        async with self._subscribing:
+            try:
+                granted = await client.subscribe(topic_filter, timeout=self.timeout)
+            except aiomqtt.MqttCodeError as err:  # not sent: the connection is going
+                _LOGGER.debug(
+                    "broker %s: subscribe %r not sent: %s",
+                    self.name,
+                    topic_filter,
+                    err,
+                    extra=self._extra,
+                )
+                return
+            except Exception as err:
+                self._subscription_failed(topic_filter, describe(err, self.timeout))
+                return
+        if refused := refusal(granted):
+            self._subscription_failed(topic_filter, refused)
+        else:
+            self.failed_subscriptions.pop(topic_filter, None)
+
+    def _subscription_failed(self, topic_filter: str, reason: str) -> None:
+        self.subscription_failures += 1
+        self.failed_subscriptions[topic_filter] = reason
+        if topic_filter in self._warned_filters:
+            _LOGGER.debug(
+                "broker %s: subscription to %r %s",
+                self.name,
+                topic_filter,
+                reason,
+                extra=self._extra,
+            )
+            return
+        self._warned_filters.add(topic_filter)
+        _LOGGER.warning(
+            "broker %s: subscription to %r failed (%s); its messages will not arrive, the "
+            "other subscriptions go on",
+            self.name,
+            topic_filter,
+            reason,
+            extra=self._extra,
+        )
+
+    def _set_state(
+        self, state: ConnectionState, error: str | None = None, lost: bool = False
+    ) -> None:
+        """Record the state; log an outage once as it starts and once as it ends."""
         previous = self.state
         self.state = state
         self.last_error = error
@@ -282,55 +320,37 @@ class BrokerSession:
             self.on_state_change(state)
         if state is ConnectionState.CONNECTED:
             self._connected.set()
-            _LOGGER.info("broker %s: connected to %s:%s", self.name, *self._address())
+            self._log_connected()
             return
         self._connected.clear()
-        if state is previous:
-            _LOGGER.debug("broker %s: still %s (%s)", self.name, state, error)
-        elif state is ConnectionState.AUTH_FAILED:
-            _LOGGER.error("broker %s: credentials refused (%s); retrying slowly", self.name, error)
-        elif state is ConnectionState.DISCONNECTED:
-            _LOGGER.warning("broker %s: unreachable (%s); reconnecting", self.name, error)
+        if self._warned is state:
+            _LOGGER.debug("broker %s: still %s (%s)", self.name, state, error, extra=self._extra)
+            return
+        self._warned = state
+        if lost:
+            what = f"lost the connection to {self._address()}"
+        else:
+            what = f"cannot connect to {self._address()}"
+        retry = "retrying slowly" if state is ConnectionState.AUTH_FAILED else "retrying"
+        _LOGGER.warning("broker %s: %s (%s); %s", self.name, what, error, retry, extra=self._extra)
 
-    def _address(self) -> tuple[str, int]:
-        return self.settings["host"], self.settings.get("port", 1883)
-
-    async def run(self) -> None:
-        """Stay connected until cancelled. A broker that is down is retried, never fatal."""
-        while True:
-            backoff = self._backoff
-            try:
-                async with _client(self.settings, self._identifier, self._dispatch) as client:
-                    await self._serve(client)
-                error = "connection closed"
-            except aiomqtt.MqttError as err:
-                if _is_auth_error(err):
-                    backoff = self._auth_backoff
-                    self._client = None
-                    self._set_state(ConnectionState.AUTH_FAILED, str(err))
-                    await asyncio.sleep(backoff.next_delay())
-                    continue
-                error = str(err) or type(err).__name__
-            except OSError as err:
-                error = str(err)
-            finally:
-                self._client = None
-                for task in self._pending:
-                    task.cancel()
-            self._set_state(ConnectionState.DISCONNECTED, error)
-            await asyncio.sleep(backoff.next_delay())
-
-    async def _serve(self, client: _Client) -> None:
-        self._client = client
-        for topic_filter in self._router.filters:
-            await client.subscribe(topic_filter)
-        self.connects += 1
-        if self.connects > 1:
-            self.reconnects += 1
-        self._backoff.reset()
-        self._auth_backoff.reset()
-        self._set_state(ConnectionState.CONNECTED)
-        await client.wait_disconnected()
+    def _log_connected(self) -> None:
+        again = "again " if self.connects > 1 else ""
+        if self.outage_started is None:
+            _LOGGER.info(
+                "broker %s: connected %sto %s", self.name, again, self._address(), extra=self._extra
+            )
+        else:
+            _LOGGER.info(
+                "broker %s: connected %sto %s after an outage of %s",
+                self.name,
+                again,
+                self._address(),
+                duration(time.monotonic() - self.outage_started),
+                extra=self._extra,
+            )
+        self.outage_started = None
+        self._warned = None
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
         """Runs inside paho's read callback: handlers must not block, and never raise out."""
@@ -340,4 +360,6 @@ class BrokerSession:
                 handler(topic, payload)
             except Exception:
                 self.handler_errors += 1
-                _LOGGER.exception("broker %s: handler for %s failed", self.name, topic)
+                _LOGGER.exception(
+                    "broker %s: handler for %s failed", self.name, topic, extra=self._extra
+                )

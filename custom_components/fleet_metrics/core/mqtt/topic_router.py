@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .topic_filter import check_filter
+
 Handler = Callable[[str, bytes], None]
 
 
@@ -31,12 +33,10 @@ class TopicRouter:
         return list(self._filters)
 
     def add(self, topic_filter: str, handler: Handler) -> None:
+        """Route ``topic_filter`` to ``handler``; InvalidTopicFilter (a ValueError) first."""
         node = self._root
-        levels = topic_filter.split("/")
-        for index, level in enumerate(levels):
+        for level in check_filter(topic_filter).split("/"):
             if level == "#":
-                if index != len(levels) - 1:
-                    raise ValueError(f"'#' must be the last level: {topic_filter!r}")
                 node.multi.append(handler)
                 break
             node = node.children.setdefault(level, _Node())
