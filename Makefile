@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest compat bench clean
 
 $(STAMP): pyproject.toml requirements-test.txt
 	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "Python 3.13 not found (looked for ~/.pyenv/versions/3.13.0/bin/python and python3.13)"; exit 1; }
@@ -40,6 +40,10 @@ pytest: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Core tests without Home Assistant, on the libraries HA 2026.11 bundles (own venv in build/).
+compat:
+	scripts/compat-core-tests.sh $(PYTEST_ARGS)
 
 # TickrMeter at fleet scale through a real Mosquitto; prints rates, CPU, loss, RSS, render times.
 bench: $(STAMP)
