@@ -4,7 +4,9 @@ Prints, for a deterministic 8,000-device / 20-symbol stream (ending with heartbe
 10,000 devices): the pipeline's CPU per message without MQTT; the real runner's throughput,
 CPU per message, loss (every published message must show up in the runner's own counters)
 and RSS at 20,000 msg/s and at rising rates; and how long ``/metrics`` and a line protocol
-flush take per sample. Exits 1 when a target is missed.
+flush take per sample. Then the garbage flood (``bench/garbage.py``): 200,000 made-up ids
+through each MQTT source, with the runner's RSS growth against its target. Exits 1 when a
+target is missed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import logging
 import sys
 import tempfile
 import time
@@ -19,10 +22,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 import voluptuous as vol
 from fleet_metrics.core.exporters.line_protocol_output import LineProtocolOutput
 from fleet_metrics.core.exporters.prometheus import PrometheusSink
+from fleet_metrics.core.rejects import Rejects
 from fleet_metrics.core.sample import Sample
 from fleet_metrics.core.sources.tickrmeter.samples import HELP, tick_samples
 from fleet_metrics.core.sources.tickrmeter.source import SCHEMA, build_tracker
@@ -30,9 +33,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
 from tests.mosquitto import HAVE_MOSQUITTO, Mosquitto
-from tests.standalone.runner_process import RunnerProcess, metric_value
+from tests.standalone.runner_process import RunnerProcess
 
 from .fleet_stream import FleetStream, generate
+from .garbage import SCENARIOS, garbage
+from .measure import Report, Runner
 from .raw_publisher import encode, publish
 
 TARGET_RATE = 20_000.0  # messages per second, sustained, no loss
@@ -41,7 +46,6 @@ TARGET_RSS_MB = 80.0  # runner holding 10,000 devices
 TARGET_RENDER_US = 5.0  # /metrics, per exposed sample
 TARGET_FLUSH_US = 2.0  # line protocol, per value written
 HIGHER_RATES = (30_000.0, 40_000.0, 60_000.0, 80_000.0)
-KINDS = ("request", "response", "status", "boot", "stream")
 
 RUNNER_CONFIG = """
 [prometheus]
@@ -61,29 +65,6 @@ name = "fleet"
 broker = "bench"
 tick = 1
 """
-
-
-class Report:
-    def __init__(self) -> None:
-        self.misses: list[str] = []
-
-    @staticmethod
-    def say(text: str) -> None:
-        print(text, flush=True)
-
-    def value(self, label: str, value: float, unit: str) -> None:
-        text = f"{value:>12,}" if isinstance(value, int) else f"{value:>12,.2f}"
-        self.say(f"  {label:<50} {text} {unit}")
-
-    def check(
-        self, label: str, value: float, unit: str, target: float, higher: bool = False
-    ) -> None:
-        ok = value >= target if higher else value <= target
-        if not ok:
-            self.misses.append(label.strip())
-        bound = ">=" if higher else "<="
-        verdict = "meets target" if ok else "MISSES target"
-        self.say(f"  {label:<50} {value:>12,.2f} {unit:<6} ({verdict} {bound} {target:,.0f})")
 
 
 def best_cpu_seconds(runs: int, work: Callable[[], object]) -> float:
@@ -138,7 +119,9 @@ def measure_outputs(report: Report, samples: list[Sample], label: str) -> None:
 
 def in_process(report: Report, stream: FleetStream) -> None:
     report.say("\n[1/3] pipeline in process (parse, correlate, device state; no MQTT)")
-    tracker = build_tracker(vol.Schema(SCHEMA)({"broker": "bench"}))
+    quiet = logging.getLogger("bench.rejects")
+    quiet.setLevel(logging.ERROR)  # the stream's malformed copies are expected
+    tracker = build_tracker(vol.Schema(SCHEMA)({"broker": "bench"}), Rejects("bench", logger=quiet))
     handle = tracker.handle
     start = time.process_time()
     for topic, payload in stream.messages:
@@ -151,56 +134,6 @@ def in_process(report: Report, stream: FleetStream) -> None:
     report.value("devices known", len(tracker.fleet.devices), "")
     measure_outputs(report, tick_samples(tracker, top=5, per_device=False), "default tick")
     measure_outputs(report, tick_samples(tracker, top=5, per_device=True), "per_device = true")
-
-
-class Runner:
-    """The real ``fleet-metrics run`` process, watched from outside."""
-
-    def __init__(self, process: RunnerProcess) -> None:
-        self.process = process
-        self.stats = psutil.Process(process.pid)
-
-    def cpu_seconds(self) -> float:
-        times = self.stats.cpu_times()
-        return float(times.user + times.system)
-
-    def rss_mb(self) -> float:
-        return float(self.stats.memory_info().rss / 2**20)
-
-    async def scrape(self) -> str:
-        status, text = await self.process.get("/metrics")
-        if status != 200:
-            raise RuntimeError(f"/metrics answered {status}")
-        return text
-
-    async def received(self) -> int:
-        text = await self.scrape()
-        return int(metric_value(text, "fleet_metrics_mqtt_messages_total", broker="bench") or 0)
-
-    async def drained(self, expected: int, quiet: float = 3.0) -> tuple[int, float]:
-        """(messages received, when the last one was seen) once nothing new came for ``quiet`` s."""
-        count, seen = await self.received(), time.perf_counter()
-        while count < expected and time.perf_counter() - seen < quiet:
-            await asyncio.sleep(0.05)
-            if (now := await self.received()) != count:
-                count, seen = now, time.perf_counter()
-        return count, seen
-
-    async def kind_counts(self, expected: int) -> tuple[Counter[str], Counter[str]]:
-        """The source's own counters by message kind (they move on its 1 s tick)."""
-        received: Counter[str] = Counter()
-        malformed: Counter[str] = Counter()
-        for _ in range(20):
-            text = await self.scrape()
-            for kind in KINDS:
-                value = metric_value(text, "tickrmeter_messages_received_total", kind=kind)
-                received[kind] = int(value or 0)
-                value = metric_value(text, "tickrmeter_messages_malformed_total", kind=kind)
-                malformed[kind] = int(value or 0)
-            if received.total() >= expected:
-                break
-            await asyncio.sleep(0.5)
-        return received, malformed
 
 
 async def publish_at(
@@ -276,19 +209,35 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=8_000)
     parser.add_argument("--known", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--garbage", type=int, default=200_000, help="made-up ids per source")
+    parser.add_argument("--only", choices=("fleet", "garbage"), help="run one scenario")
+    parser.add_argument(
+        "--garbage-sources",
+        nargs="+",
+        choices=sorted(SCENARIOS),
+        default=sorted(SCENARIOS),
+        help="sources the garbage goes through",
+    )
     args = parser.parse_args()
     report = Report()
     if not HAVE_MOSQUITTO:
         report.say("mosquitto is missing: install the Debian package mosquitto (.ci/run does)")
         return 2
-    report.say(f"[0/3] generating {args.messages:,} messages, {args.devices:,} devices, "
-               f"seed {args.seed}")  # fmt: skip
-    stream = generate(args.messages, args.devices, args.known, args.seed)
-    report.say(f"  {len(stream.messages):,} messages: {dict(stream.by_kind)}")
-    report.say(f"  malformed {dict(stream.malformed)}; {stream.unanswered:,} never answered")
-    in_process(report, stream)
     with tempfile.TemporaryDirectory(prefix="fleet-metrics-bench-") as workdir:
-        asyncio.run(through_broker(report, stream, Path(workdir)))
+        if args.only != "garbage":
+            report.say(f"[0/3] generating {args.messages:,} messages, {args.devices:,} devices, "
+                       f"seed {args.seed}")  # fmt: skip
+            stream = generate(args.messages, args.devices, args.known, args.seed)
+            report.say(f"  {len(stream.messages):,} messages: {dict(stream.by_kind)}")
+            report.say(
+                f"  malformed {dict(stream.malformed)}; {stream.unanswered:,} never answered"
+            )
+            in_process(report, stream)
+            asyncio.run(through_broker(report, stream, Path(workdir)))
+        if args.only != "fleet":
+            asyncio.run(
+                garbage(report, Path(workdir), args.garbage, args.seed, args.garbage_sources)
+            )
     misses = report.misses
     report.say("\n[3/3] " + ("all targets met" if not misses else f"missed: {'; '.join(misses)}"))
     return 1 if misses else 0

@@ -67,6 +67,13 @@ broker = "home"
             ("tasmota_49A3BC/tele/LWT", b"Online"),
             ("tasmota_49A3BC/tele/SENSOR", fixture("tele_sensor_bme280.json")),
             ("tele/unknown-device/SENSOR", fixture("malformed_truncated.txt")),
+            # A FullTopic with a wildcard would subscribe to everything: refused and counted.
+            (
+                "tasmota/discovery/AABBCCDDEEFF/config",
+                b'{"t":"evil","mac":"AABBCCDDEEFF","ft":"#/%prefix%/%topic%/"}',
+            ),
+            # An SML meter's own "Meter_Total" is a gauge: promtool must see no gauge _total.
+            ("tele/sml/SENSOR", b'{"SML":{"Meter_Total":5,"Power_curr":-894}}'),
             ("tele/meter/SENSOR", fixture("tele_sensor_energy_3phase_modbus.json")),
         ]
     )
@@ -85,7 +92,9 @@ broker = "home"
     assert metric_value(text, "tasmota_sensor_pressure_pascals", sensor="BME280") == 98860.0
     assert metric_value(text, "tasmota_energy_power_watts", topic="meter", phase="1") == -136.495
     assert metric_value(text, "tasmota_device_info", mac="2CF432CC2FC5", firmware="11.0.0") == 1
-    assert metric_value(text, "fleet_metrics_source_parse_errors_total", source="plugs") == 1
+    assert metric_value(text, "tasmota_sensor_meter_total_value", sensor="SML") == 5
+    assert "tasmota_sensor_meter_total{" not in text
+    assert metric_value(text, "fleet_metrics_source_parse_errors_total", source="plugs") == 2
     assert metric_value(text, "fleet_metrics_mqtt_connected", broker="home") == 1
 
     lines = [parse_line(line) for line in runner.stdout_lines]
@@ -169,9 +178,20 @@ per_device = true
             ("FFFFFFFFFFFF", b'{"symbol":"ETH"}'),
         ]
     )  # fmt: skip
+    # Hostile input: counted parse errors, never series, never a restart.
+    hostile = [
+        request(devices[3], "X" * 1_000_000),  # too large to decode
+        request(devices[3], "NOT A TICKER"),  # a name no ticker has
+        answer(devices[4], "\x1b[2J"),
+        ("STOCKPRICEUPDATE", b"[" * 5_000 + b"]" * 5_000),  # deeper than any decoder goes
+        ("HTTPSTREAMSTOCKS", b'{"device":{"nested":' * 300 + b"1" + b"}" * 300 + b"}"),
+    ]
+    await mosquitto.publish(hostile)
 
     def scraped(text: str) -> bool:
-        return (metric_value(text, "tickrmeter_stock_update_timeout_total", symbol="BTC") or 0) >= 1
+        errors = metric_value(text, "fleet_metrics_source_parse_errors_total", source="fleet")
+        timeouts = metric_value(text, "tickrmeter_stock_update_timeout_total", symbol="BTC")
+        return (timeouts or 0) >= 1 and errors == 1 + len(hostile)
 
     text = ""
     async with asyncio.timeout(10):
@@ -199,7 +219,18 @@ per_device = true
     assert metric_value(text, "tickrmeter_device_battery_level", device_id=devices[1]) == 12
     assert metric_value(text, "tickrmeter_device_boots_total", device_id=devices[2]) == 1
     assert metric_value(text, "tickrmeter_messages_malformed_total", kind="status") == 1
-    assert metric_value(text, "fleet_metrics_source_parse_errors_total", source="fleet") == 1
+    assert metric_value(text, "tickrmeter_messages_malformed_total", kind="request") == 3
+    malformed = sum(
+        metric_value(text, "tickrmeter_messages_malformed_total", kind=kind) or 0
+        for kind in ("request", "response", "status", "boot", "stream")
+    )
+    assert malformed == 1 + len(hostile)
+    errors = metric_value(text, "fleet_metrics_source_parse_errors_total", source="fleet")
+    assert errors == malformed
+    assert metric_value(text, "fleet_metrics_source_restarts_total", source="fleet") in (0, None)
+    assert metric_value(text, "tickrmeter_symbols_tracked") == 3  # AAPL, BTC, ETH
+    assert len(text) < 100_000
+    assert "NOT A TICKER" not in text and "XXXXXXXX" not in text
     gauges = [line.split()[2] for line in text.splitlines() if line.endswith(" gauge")]
     assert gauges and not [name for name in gauges if name.endswith("_total")]
     lines = [parse_line(line) for line in runner.stdout_lines if line.startswith("tickrmeter_")]

@@ -3,7 +3,8 @@
 The window is a ring of slots, each with its own DDSketch (DataDog's mergeable sketch:
 every quantile it returns is within ``relative_accuracy`` of the true value's rank-neighbour,
 whatever the distribution). Reading merges the live slots; old slots are dropped whole, so
-the window slides in steps of ``window / slots``.
+the window slides in steps of ``window / slots``. A slot's sketch exists only once a value
+falls in it, so an idle window costs a few hundred bytes (one per tracked symbol).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class WindowSummary:
 
 
 class WindowedLatency:
+    __slots__ = ("_clock", "_slot_length", "_slots", "relative_accuracy")
+
     def __init__(
         self,
         window: float = 300.0,

@@ -1,4 +1,10 @@
-"""TickrMeter fleet state: one compact record per device, fed by status and boot messages."""
+"""TickrMeter fleet state: one compact record per device, fed by status and boot messages.
+
+Device ids come from the wire, so the table is capped (``max_devices``): a full table forgets
+its least recently seen tenth (``caps.make_room``). Text values become labels of the
+fleet-wide counts, so each is checked (``names.valid_label_text``) and each count keeps its
+``max_label_values`` most common values, the rest summed as ``other``.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...values import number
+from .caps import make_room
+from .names import valid_label_text
 
 DEFAULT_DEVICE_TIMEOUT = 300.0
 DEFAULT_FORGET_AFTER = 7 * 24 * 3600.0
+# Twice the largest fleet known (10,000 devices); each costs 250 to 450 bytes.
+DEFAULT_MAX_DEVICES = 20_000
+DEFAULT_MAX_LABEL_VALUES = 50
+OTHER = "other"
 
 # Status payload key -> device attribute. Firmware versions name fields differently; the
 # table is configurable and these are the defaults.
@@ -27,6 +39,13 @@ DEFAULT_STATUS_FIELDS: Mapping[str, str] = {
 }
 TEXT_FIELDS = frozenset({"firmware", "inner_version", "flash_id"})
 NUMBER_FIELDS = frozenset({"battery", "vin", "uptime", "wifi_lost"})
+# Every attribute a status field table may name.
+DEVICE_FIELDS = TEXT_FIELDS | NUMBER_FIELDS | {"charging"}
+
+
+def unknown_fields(status_fields: Mapping[str, str]) -> list[str]:
+    """The attributes of a status field table that no device has, sorted."""
+    return sorted(set(status_fields.values()) - DEVICE_FIELDS)
 
 
 @dataclass(slots=True)
@@ -43,6 +62,7 @@ class Device:
     wifi_lost: float | None = None
     boots: int = 0
     last_seen: float = 0.0
+    first_seen: float = 0.0
 
 
 def _flag(raw: Any) -> bool | None:
@@ -57,6 +77,15 @@ def _flag(raw: Any) -> bool | None:
         if lowered in ("0", "false", "no", "off", "discharging", "not charging"):
             return False
     return None
+
+
+def _most_common(counts: Counter[str], limit: int) -> dict[str, int]:
+    """At most ``limit`` values: the most common, the rest summed under ``other``."""
+    if len(counts) <= limit:
+        return dict(counts)
+    kept = dict(counts.most_common(limit - 1))
+    kept[OTHER] = kept.get(OTHER, 0) + counts.total() - sum(kept.values())
+    return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +107,14 @@ class Fleet:
         status_fields: Mapping[str, str] = DEFAULT_STATUS_FIELDS,
         low_battery: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
+        max_devices: int = DEFAULT_MAX_DEVICES,
+        max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
     ) -> None:
-        unknown = set(status_fields.values()) - TEXT_FIELDS - NUMBER_FIELDS - {"charging"}
-        if unknown:
-            raise ValueError(f"unknown device fields in the status table: {sorted(unknown)}")
+        if unknown := unknown_fields(status_fields):
+            raise ValueError(f"unknown device fields in the status table: {unknown}")
+        self.max_devices = max_devices
+        self.max_label_values = max_label_values
+        self.evicted = 0
         self.device_timeout = device_timeout
         self.forget_after = forget_after
         self.status_fields = dict(status_fields)
@@ -92,20 +125,32 @@ class Fleet:
     def _device(self, device_id: str) -> Device:
         device = self.devices.get(device_id)
         if device is None:
-            device = self.devices[device_id] = Device()
+            self.evicted += len(make_room(self.devices, self.max_devices))
+            device = self.devices[device_id] = Device(first_seen=self._clock())
+            device.last_seen = device.first_seen
+            return device
         device.last_seen = self._clock()
         return device
 
-    def status(self, device_id: str, payload: Mapping[str, Any]) -> None:
-        """Apply a status message; unknown keys are ignored, unusable values skipped."""
+    def status(self, device_id: str, payload: Mapping[str, Any]) -> str | None:
+        """Apply a status message; unknown keys are ignored, unusable values skipped.
+
+        Returns the payload key of a text that cannot be a label (too long, odd characters),
+        for the caller to count; the rest of the message is applied all the same.
+        """
         device = self._device(device_id)
+        refused = None
         for key, attribute in self.status_fields.items():
             raw = payload.get(key)
             if raw is None:
                 continue
             if attribute in TEXT_FIELDS:
                 if isinstance(raw, str | int) and not isinstance(raw, bool):
-                    setattr(device, attribute, str(raw))
+                    text = str(raw)
+                    if valid_label_text(text):
+                        setattr(device, attribute, text)
+                    else:
+                        refused = key
             elif attribute == "charging":
                 if (flag := _flag(raw)) is not None:
                     device.charging = flag
@@ -114,6 +159,7 @@ class Fleet:
                 text = raw.strip().rstrip("%V") if isinstance(raw, str) else raw
                 if (value := number(text)) is not None:
                     setattr(device, attribute, value)
+        return refused
 
     def boot(self, device_id: str) -> None:
         self._device(device_id).boots += 1
@@ -135,15 +181,18 @@ class Fleet:
     def summary(self) -> FleetSummary:
         now = self._clock()
         online = [d for d in self.devices.values() if now - d.last_seen <= self.device_timeout]
+        limit = self.max_label_values
         return FleetSummary(
             devices=len(self.devices),
             online=len(online),
             low_battery=sum(
                 1 for d in online if d.battery is not None and d.battery < self.low_battery
             ),
-            by_firmware=dict(Counter(d.firmware or "unknown" for d in online)),
-            by_inner_version=dict(Counter(d.inner_version or "unknown" for d in online)),
-            by_flash_id=dict(Counter(d.flash_id or "unknown" for d in online)),
+            by_firmware=_most_common(Counter(d.firmware or "unknown" for d in online), limit),
+            by_inner_version=_most_common(
+                Counter(d.inner_version or "unknown" for d in online), limit
+            ),
+            by_flash_id=_most_common(Counter(d.flash_id or "unknown" for d in online), limit),
             charging=dict(
                 Counter(
                     "unknown" if d.charging is None else ("yes" if d.charging else "no")

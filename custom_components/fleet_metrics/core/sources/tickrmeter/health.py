@@ -2,7 +2,9 @@
 
 A symbol changes state only when its window holds at least ``min_outcomes`` answers and
 timeouts, so one lost request on a quiet symbol neither raises nor clears an alarm, and a
-symbol that goes silent keeps the state it had.
+symbol that goes silent keeps the state it had. A symbol the tracker no longer holds (its
+cap forgot it) is forgotten here too, without a transition, so this map stays within the
+symbol cap.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class SymbolHealth:
     def update(self, snapshot: FleetSnapshot) -> list[Transition]:
         limits = self.thresholds
         transitions = []
+        for gone in self.degraded.keys() - snapshot.symbols.keys():
+            del self.degraded[gone]
         for symbol, state in sorted(snapshot.symbols.items()):
             ratio, p95 = state.rates.timeout_ratio, state.latency.p95
             if state.rates.outcomes < limits.min_outcomes:

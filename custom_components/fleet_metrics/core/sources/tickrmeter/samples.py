@@ -1,7 +1,14 @@
-"""TickrMeter aggregates as samples: per symbol, fleet-wide, and per device behind a switch."""
+"""TickrMeter aggregates as samples: per symbol, fleet-wide, and per device behind a switch.
+
+A symbol or device becomes a series only once it has been tracked since before
+``settled_before`` (the runner passes the previous tick): a flood of made-up names churns
+through the capped tables faster than a tick and so never reaches a sink, where each series
+would live on for the sink's TTL; a real symbol shows from its second tick on.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 
 from ...sample import FieldValue, Sample
@@ -31,6 +38,9 @@ HELP = {
     "tickrmeter_devices_by_charging": "Online devices by charging state.",
     "tickrmeter_requests_pending": "Requests waiting for an answer.",
     "tickrmeter_requests_evicted": "Open requests dropped because the pending cap was hit.",
+    "tickrmeter_symbols_tracked": "Symbols with statistics, at most max_symbols.",
+    "tickrmeter_symbols_forgotten": "Symbols forgotten to make room under max_symbols.",
+    "tickrmeter_devices_forgotten": "Devices forgotten to make room under max_devices.",
     "tickrmeter_messages_received": "Messages received, by kind.",
     "tickrmeter_messages_malformed": "Messages that could not be used, by kind.",
     "tickrmeter_device_battery_level": "Battery level in percent (per-device series).",
@@ -39,11 +49,18 @@ HELP = {
 }
 
 
-def symbol_samples(tracker: FleetTracker, now: int, top: int) -> list[Sample]:
+def symbol_samples(
+    tracker: FleetTracker, now: int, top: int, settled_before: float = math.inf
+) -> list[Sample]:
     correlator = tracker.correlator
-    windows = correlator.summaries()
+    settled = {
+        symbol: stats
+        for symbol, stats in correlator.symbols.items()
+        if stats.first_seen <= settled_before
+    }
+    windows = {symbol: stats.latency.summary() for symbol, stats in settled.items()}
     samples = []
-    for symbol, stats in correlator.symbols.items():
+    for symbol, stats in settled.items():
         tags = {"symbol": symbol}
         fields: dict[str, FieldValue] = {
             "requests": stats.requests,
@@ -107,6 +124,21 @@ def fleet_samples(tracker: FleetTracker, now: int) -> list[Sample]:
             now,
             frozenset({"evicted"}),
         ),
+        Sample("tickrmeter_symbols", {}, {"tracked": len(tracker.correlator.symbols)}, now),
+        Sample(
+            "tickrmeter_symbols",
+            {},
+            {"forgotten": tracker.correlator.symbols_forgotten},
+            now,
+            frozenset({"forgotten"}),
+        ),
+        Sample(
+            "tickrmeter_devices",
+            {},
+            {"forgotten": tracker.fleet.evicted},
+            now,
+            frozenset({"forgotten"}),
+        ),
     ]
     for field_name, tag, by_value in (
         ("by_firmware", "firmware_version", summary.by_firmware),
@@ -132,12 +164,16 @@ def fleet_samples(tracker: FleetTracker, now: int) -> list[Sample]:
     return samples
 
 
-def device_samples(tracker: FleetTracker, now: int) -> list[Sample]:
+def device_samples(
+    tracker: FleetTracker, now: int, settled_before: float = math.inf
+) -> list[Sample]:
     """One series per device: only behind the ``per_device`` switch (8,000+ devices)."""
     fleet = tracker.fleet
     monotonic_now, wall_now = time.monotonic(), time.time()
     samples = []
     for device_id, device in fleet.devices.items():
+        if device.first_seen > settled_before:
+            continue
         fields: dict[str, FieldValue] = {
             "last_seen_timestamp_seconds": wall_now - (monotonic_now - device.last_seen),
             "boots": device.boots,
@@ -151,7 +187,13 @@ def device_samples(tracker: FleetTracker, now: int) -> list[Sample]:
     return samples
 
 
-def tick_samples(tracker: FleetTracker, top: int, per_device: bool) -> list[Sample]:
+def tick_samples(
+    tracker: FleetTracker, top: int, per_device: bool, settled_before: float = math.inf
+) -> list[Sample]:
+    """``settled_before``: the monotonic time a symbol or device must have been tracked since
+    to be a series (the default: every one)."""
     now = time.time_ns()
-    samples = symbol_samples(tracker, now, top) + fleet_samples(tracker, now)
-    return samples + device_samples(tracker, now) if per_device else samples
+    samples = symbol_samples(tracker, now, top, settled_before) + fleet_samples(tracker, now)
+    if per_device:
+        samples += device_samples(tracker, now, settled_before)
+    return samples

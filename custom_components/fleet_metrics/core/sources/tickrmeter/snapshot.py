@@ -3,6 +3,10 @@
 The tracker keeps cumulative counters (what Prometheus wants); a person wants "requests per
 minute" and "how many of the recent requests timed out". ``SnapshotTaker`` keeps the
 counters it saw over the last ``rate_window`` seconds and turns them into both.
+
+A symbol the correlator forgot (its cap) and met again starts counting from zero: its
+rates then count from its return, never below zero. Fleet-wide rates use the correlator's
+totals, which keep what forgotten symbols counted.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class FleetSnapshot:
 
 
 def _rates(now: _Totals, then: _Totals, minutes: float) -> Rates:
+    if now[0] < then[0] or now[1] < then[1] or now[2] < then[2]:
+        then = (0, 0, 0)  # counting started again: the symbol was forgotten meanwhile
     requests, responses, timeouts = (a - b for a, b in zip(now, then, strict=True))
     outcomes = responses + timeouts
     return Rates(
@@ -64,15 +70,6 @@ def _rates(now: _Totals, then: _Totals, minutes: float) -> Rates:
         timeout_ratio=timeouts / outcomes if outcomes else None,
         outcomes=outcomes,
     )
-
-
-def _sum(totals: dict[str, _Totals]) -> _Totals:
-    requests = responses = timeouts = 0
-    for symbol_requests, symbol_responses, symbol_timeouts in totals.values():
-        requests += symbol_requests
-        responses += symbol_responses
-        timeouts += symbol_timeouts
-    return requests, responses, timeouts
 
 
 class SnapshotTaker:
@@ -87,12 +84,15 @@ class SnapshotTaker:
         self.top = top
         self.rate_window = rate_window
         self._clock = clock
-        self._history: deque[tuple[float, dict[str, _Totals]]] = deque()
+        # (when, fleet-wide totals, totals by symbol)
+        self._history: deque[tuple[float, _Totals, dict[str, _Totals]]] = deque()
 
-    def _baseline(self, now: float, totals: dict[str, _Totals]) -> tuple[float, dict[str, _Totals]]:
+    def _baseline(
+        self, now: float, fleet: _Totals, totals: dict[str, _Totals]
+    ) -> tuple[float, _Totals, dict[str, _Totals]]:
         """The newest counters at least ``rate_window`` old, else the oldest kept."""
         history = self._history
-        history.append((now, totals))
+        history.append((now, fleet, totals))
         while len(history) > 1 and history[1][0] <= now - self.rate_window:
             history.popleft()
         return history[0]
@@ -107,7 +107,8 @@ class SnapshotTaker:
             symbol: (stats.requests, stats.responses, stats.timeouts)
             for symbol, stats in correlator.symbols.items()
         }
-        then, baseline = self._baseline(now, totals)
+        fleet_totals = correlator.totals()
+        then, fleet_baseline, baseline = self._baseline(now, fleet_totals, totals)
         minutes = (now - then) / 60.0
         symbol_rates = {
             symbol: _rates(counts, baseline.get(symbol, (0, 0, 0)), minutes) if minutes else Rates()
@@ -116,7 +117,7 @@ class SnapshotTaker:
         windows = correlator.summaries()
         return FleetSnapshot(
             fleet=tracker.fleet.summary(),
-            rates=_rates(_sum(totals), _sum(baseline), minutes) if minutes else Rates(),
+            rates=_rates(fleet_totals, fleet_baseline, minutes) if minutes else Rates(),
             latency=summarize(stats.latency for stats in correlator.symbols.values()),
             slowest=correlator.slowest(self.top, windows),
             symbols={
