@@ -9,6 +9,7 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntry
 
+from .compat import reload_on_options_change
 from .const import CONF_KIND, DOMAIN, KIND_OPENDTU, KIND_TASMOTA, KIND_TICKRMETER
 from .opendtu import OpenDtuRuntime, async_setup_opendtu
 from .tasmota import TasmotaRuntime, async_setup_tasmota
@@ -30,7 +31,7 @@ SETUP: dict[str, Callable[[HomeAssistant, ConfigEntry], Awaitable[FleetMetricsRu
 async def async_setup_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> bool:
     entry.runtime_data = await SETUP[entry.data[CONF_KIND]](hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    reload_on_options_change(entry)
     return True
 
 
@@ -54,7 +55,3 @@ async def async_remove_config_entry_device(
         if device_identifier(state) in device.identifiers:
             tracker.forget(topic)
     return all(identifier[0] == DOMAIN for identifier in device.identifiers)
-
-
-async def _async_options_updated(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> None:
-    await hass.config_entries.async_reload(entry.entry_id)

@@ -33,6 +33,7 @@ from homeassistant.helpers.selector import (
 )
 
 from .broker import probe_broker
+from .compat import ReloadingOptionsFlow
 from .const import (
     CONF_BOOT_TOPICS,
     CONF_DISCOVERY_PREFIX,
@@ -247,7 +248,8 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
             if probed := await PROBES[kind](self.hass, data, errors):
                 unique_id, title = probed
                 await self.async_set_unique_id(unique_id)
-                # A known DTU found at a new address gets its address updated.
+                # A known DTU found at a new address gets its address updated, and HA
+                # reloads it (once: see compat.reload_on_options_change).
                 updates = {CONF_URL: data[CONF_URL]} if kind == KIND_OPENDTU else None
                 self._abort_if_unique_id_configured(updates=updates)
                 return self.async_create_entry(title=title, data=data)
@@ -296,7 +298,10 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     async def _update_entry(
         self, entry: ConfigEntry, user_input: dict[str, Any], errors: dict[str, str]
     ) -> ConfigFlowResult | None:
-        """Probe with the changed settings; update the entry only if it is the same DTU."""
+        """Probe with the changed settings; update the entry only if it is the same DTU.
+
+        HA reloads the entry here; the options listener (compat) does not reload it again.
+        """
         data = {**entry.data, **user_input}
         if probed := await PROBES[entry.data[CONF_KIND]](self.hass, data, errors):
             await self.async_set_unique_id(probed[0])
@@ -315,7 +320,7 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
         return flows[config_entry.data[CONF_KIND]]()
 
 
-class OpenDtuOptionsFlow(OptionsFlow):
+class OpenDtuOptionsFlow(ReloadingOptionsFlow):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         if user_input is not None:
             return self.async_create_entry(data=user_input)
@@ -332,7 +337,7 @@ class OpenDtuOptionsFlow(OptionsFlow):
         return self.async_show_form(step_id="init", data_schema=schema)
 
 
-class TasmotaOptionsFlow(OptionsFlow):
+class TasmotaOptionsFlow(ReloadingOptionsFlow):
     """Pick devices to leave out; the list offers every device seen on the broker."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -365,7 +370,7 @@ class TasmotaOptionsFlow(OptionsFlow):
         return self.async_show_form(step_id="devices", data_schema=schema)
 
 
-class TickrMeterOptionsFlow(OptionsFlow):
+class TickrMeterOptionsFlow(ReloadingOptionsFlow):
     """How often state is written, which symbols get sensors, when a symbol is degraded."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:

@@ -38,6 +38,7 @@ async def async_get_config_entry_diagnostics(
             "broker": _broker(tickrmeter.session),
             "messages_received": dict(tracker.counts.received),
             "messages_malformed": dict(tracker.counts.malformed),
+            "rejects": dict(tickrmeter.rejects.by_kind),
             "requests_evicted": tracker.correlator.evicted,
             "degraded_symbols": {s: list(r) for s, r in tickrmeter.health.degraded.items()},
             # Fleet-wide figures only: device ids stay out of diagnostics.
@@ -48,6 +49,7 @@ async def async_get_config_entry_diagnostics(
         state = {
             "broker": _broker(tasmota.session),
             "parse_errors": tasmota.tracker.parse_errors,
+            "rejects": dict(tasmota.rejects.by_kind),
             "skipped_values": tasmota.tracker.skipped.count,
             "devices": {
                 topic: {
@@ -72,4 +74,6 @@ def _broker(session: BrokerSession) -> dict[str, Any]:
         "last_error": session.last_error,
         "reconnects": session.reconnects,
         "messages": session.messages,
+        "subscription_failures": session.subscription_failures,
+        "failed_subscriptions": dict(session.failed_subscriptions),
     }

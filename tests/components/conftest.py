@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass, field
 from unittest.mock import PropertyMock, patch
 
 import pytest
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
+import custom_components.fleet_metrics as integration
 from custom_components.fleet_metrics.const import CONF_KIND, CONF_WEBSOCKET, DOMAIN, KIND_OPENDTU
 from tests.opendtu_fake import FakeOpenDtu
 
@@ -55,3 +58,37 @@ async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+
+
+@dataclass
+class Reloads:
+    """Entry ids as HA reloads them and as our setup runs; ``forget`` drops what came before."""
+
+    reloads: list[str] = field(default_factory=list)
+    setups: list[str] = field(default_factory=list)
+
+    def forget(self) -> None:
+        self.reloads.clear()
+        self.setups.clear()
+
+
+@pytest.fixture
+def reloads(hass: HomeAssistant) -> Generator[Reloads]:
+    """Counts ``async_reload`` (where every reload path ends) and our ``async_setup_entry``."""
+    counts = Reloads()
+    reload = hass.config_entries.async_reload
+    setup = integration.async_setup_entry
+
+    async def counting_reload(entry_id: str) -> bool:
+        counts.reloads.append(entry_id)
+        return await reload(entry_id)
+
+    async def counting_setup(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+        counts.setups.append(entry.entry_id)
+        return await setup(hass, entry)
+
+    with (
+        patch.object(hass.config_entries, "async_reload", counting_reload),
+        patch.object(integration, "async_setup_entry", counting_setup),
+    ):
+        yield counts

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_SCAN_INTERVAL, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -10,7 +10,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.fleet_metrics.const import CONF_KIND, CONF_WEBSOCKET, DOMAIN
 from tests.opendtu_fake import FakeOpenDtu, fixture_text, start_fake
 
-from .conftest import DTU_UNIQUE_ID, setup_entry
+from .conftest import DTU_UNIQUE_ID, Reloads, setup_entry
 
 
 async def start_opendtu_flow(hass: HomeAssistant) -> str:
@@ -127,10 +127,11 @@ async def test_same_dtu_cannot_be_added_twice(
     assert result["reason"] == "already_configured"
 
 
-async def test_reauth_stores_new_password(
-    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry
+async def test_reauth_stores_new_password_and_reloads_once(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry, reloads: Reloads
 ) -> None:
     await setup_entry(hass, opendtu_entry)
+    reloads.forget()
     opendtu.password = "new-secret"
     result = await opendtu_entry.start_reauth_flow(hass)
     assert result["step_id"] == "reauth_confirm"
@@ -145,6 +146,26 @@ async def test_reauth_stores_new_password(
     assert result["reason"] == "reauth_successful"
     assert opendtu_entry.data[CONF_PASSWORD] == "new-secret"
     await hass.async_block_till_done()
+    assert reloads.reloads == reloads.setups == [opendtu_entry.entry_id]
+    assert opendtu_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reauth_after_refused_setup_reloads_once_and_loads(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry, reloads: Reloads
+) -> None:
+    """Setup failed before it could register anything: the flow alone brings the entry up."""
+    opendtu.password = "changed"
+    await setup_entry(hass, opendtu_entry)
+    assert opendtu_entry.state is ConfigEntryState.SETUP_ERROR
+    reloads.forget()
+    result = await opendtu_entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_USERNAME: "admin", CONF_PASSWORD: "changed"}
+    )
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    assert reloads.reloads == reloads.setups == [opendtu_entry.entry_id]
+    assert opendtu_entry.state is ConfigEntryState.LOADED
 
 
 async def test_reconfigure_to_another_dtu_is_refused(
@@ -161,10 +182,11 @@ async def test_reconfigure_to_another_dtu_is_refused(
     assert result["reason"] == "wrong_device"
 
 
-async def test_reconfigure_changes_url_and_keeps_password(
-    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry
+async def test_reconfigure_changes_url_keeps_password_and_reloads_once(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry, reloads: Reloads
 ) -> None:
     await setup_entry(hass, opendtu_entry)
+    reloads.forget()
     result = await opendtu_entry.start_reconfigure_flow(hass)
     moved = await start_fake(FakeOpenDtu(overview=opendtu.overview, details=opendtu.details))
     try:
@@ -176,15 +198,52 @@ async def test_reconfigure_changes_url_and_keeps_password(
         assert opendtu_entry.data[CONF_URL] == moved.url != opendtu.url
         assert opendtu_entry.data[CONF_PASSWORD] == "s3cret"
         await hass.async_block_till_done()
+        assert reloads.reloads == reloads.setups == [opendtu_entry.entry_id]
+        assert opendtu_entry.runtime_data.coordinator.collector.client.url == moved.url
     finally:
         await hass.config_entries.async_unload(opendtu_entry.entry_id)
         await moved.close()
 
 
-async def test_options_flow(
-    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry
+async def test_reconfigure_without_changes_reloads_once(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry, reloads: Reloads
 ) -> None:
     await setup_entry(hass, opendtu_entry)
+    reloads.forget()
+    result = await opendtu_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: opendtu.url, CONF_USERNAME: "admin"}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert reloads.reloads == reloads.setups == [opendtu_entry.entry_id]
+
+
+async def test_known_dtu_at_new_address_updates_url_and_reloads_once(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry, reloads: Reloads
+) -> None:
+    await setup_entry(hass, opendtu_entry)
+    reloads.forget()
+    moved = await start_fake(FakeOpenDtu(overview=opendtu.overview, details=opendtu.details))
+    try:
+        flow_id = await start_opendtu_flow(hass)
+        result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: moved.url})
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "already_configured"
+        assert opendtu_entry.data[CONF_URL] == moved.url
+        await hass.async_block_till_done()
+        assert reloads.reloads == reloads.setups == [opendtu_entry.entry_id]
+        assert opendtu_entry.state is ConfigEntryState.LOADED
+    finally:
+        await hass.config_entries.async_unload(opendtu_entry.entry_id)
+        await moved.close()
+
+
+async def test_options_flow_reloads_once(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry, reloads: Reloads
+) -> None:
+    await setup_entry(hass, opendtu_entry)
+    reloads.forget()
     result = await hass.config_entries.options.async_init(opendtu_entry.entry_id)
     assert result["type"] is FlowResultType.FORM
     result = await hass.config_entries.options.async_configure(
@@ -195,3 +254,26 @@ async def test_options_flow(
     await hass.async_block_till_done()
     coordinator = opendtu_entry.runtime_data.coordinator
     assert coordinator.update_interval.total_seconds() == 15
+    assert reloads.reloads == reloads.setups == [opendtu_entry.entry_id]
+
+
+async def test_options_flow_without_changes_does_not_reload(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry, reloads: Reloads
+) -> None:
+    await setup_entry(hass, opendtu_entry)
+    reloads.forget()
+    result = await hass.config_entries.options.async_init(opendtu_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_SCAN_INTERVAL: 30, CONF_WEBSOCKET: False}
+    )
+    await hass.async_block_till_done()
+    # The fixture's options lack the scan interval: the first save is a change ...
+    assert reloads.reloads == [opendtu_entry.entry_id]
+    reloads.forget()
+    result = await hass.config_entries.options.async_init(opendtu_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_SCAN_INTERVAL: 30, CONF_WEBSOCKET: False}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert reloads.reloads == reloads.setups == []  # ... the same again is not

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import (
     CONF_HOST,
@@ -34,6 +35,8 @@ from custom_components.fleet_metrics.const import (
     DOMAIN,
 )
 from tests.mosquitto import Mosquitto
+
+from .conftest import Reloads
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "tasmota"
 PLUG_MAC = "2CF432CC2FC5"
@@ -273,13 +276,14 @@ async def test_broker_loss_makes_entities_unavailable_and_recovers(
     await until(hass, lambda: state_of(hass, "binary_sensor.nxsm200_01_online") == STATE_ON, 20)
 
 
-async def test_options_offer_seen_devices_and_save_exclusions(
-    hass: HomeAssistant, mosquitto: Mosquitto
+async def test_options_offer_seen_devices_save_exclusions_and_reload_once(
+    hass: HomeAssistant, mosquitto: Mosquitto, reloads: Reloads
 ) -> None:
     await publish_plug(mosquitto)
     entry = entry_for(mosquitto)
     await setup(hass, entry)
     await until(hass, lambda: bool(entry.runtime_data.coordinator.tracker.by_mac))
+    reloads.forget()
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["step_id"] == "devices"
     selector = result["data_schema"].schema[CONF_EXCLUDED_DEVICES]
@@ -292,6 +296,7 @@ async def test_options_offer_seen_devices_and_save_exclusions(
     assert entry.options == {CONF_EXCLUDED_DEVICES: [PLUG_MAC]}
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
+    assert reloads.reloads == reloads.setups == [entry.entry_id]
 
 
 async def test_excluded_device_gets_no_entities(
@@ -393,3 +398,31 @@ async def test_reconfigure_moves_to_another_broker(
     finally:
         await hass.config_entries.async_unload(entry.entry_id)
         await other.stop()
+
+
+async def test_an_exception_in_the_handler_is_counted_and_the_entry_keeps_going(
+    hass: HomeAssistant,
+    mosquitto: Mosquitto,
+    hass_client: ClientSessionGenerator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever a payload makes the tracker raise: counted, shown, and the next one works."""
+    entry = entry_for(mosquitto)
+    await setup(hass, entry)
+    coordinator = entry.runtime_data.coordinator
+    handle = coordinator.tracker.handle
+
+    def fragile(topic: str, payload: bytes) -> object:
+        if payload.startswith(b"[[[["):
+            raise RecursionError("maximum recursion depth exceeded")
+        return handle(topic, payload)
+
+    monkeypatch.setattr(coordinator.tracker, "handle", fragile)
+    await mosquitto.publish([("tele/NXSM200_01/SENSOR", b"[[[[" * 1000)])
+    await until(hass, lambda: coordinator.rejects.by_kind["exception"] == 1, 20)
+    await publish_plug(mosquitto)
+    await until(hass, lambda: state_of(hass, "binary_sensor.nxsm200_01_online") == STATE_ON, 20)
+    assert entry.state is ConfigEntryState.LOADED
+    assert coordinator.session.handler_errors == 0, "the guard, not the session, caught it"
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    assert diagnostics["rejects"]["exception"] == 1

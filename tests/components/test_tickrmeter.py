@@ -40,6 +40,8 @@ from custom_components.fleet_metrics.core.sources.tickrmeter.health import Thres
 from tests.components.test_tasmota import state_of, until
 from tests.mosquitto import Mosquitto
 
+from .conftest import Reloads
+
 ENTRY_ID = "01JTICKRMETERFLEETTEST00000"
 FLEET = "sensor.tickrmeter_fleet_on_127_0_0_1"
 TOPICS = {
@@ -239,14 +241,15 @@ async def test_broker_loss_makes_the_fleet_unavailable(
     await until(hass, lambda: state_of(hass, f"{FLEET}_devices_online") == "0", 20)
 
 
-async def test_options_offer_seen_symbols_and_add_their_sensors(
-    hass: HomeAssistant, mosquitto: Mosquitto
+async def test_options_offer_seen_symbols_add_their_sensors_and_reload_once(
+    hass: HomeAssistant, mosquitto: Mosquitto, reloads: Reloads
 ) -> None:
     entry = entry_for(mosquitto)
     await setup(hass, entry)
     await traffic(mosquitto, "ETH", devices=1, delay=0)
     tracker = entry.runtime_data.coordinator.tracker
     await until(hass, lambda: "ETH" in tracker.correlator.symbols)
+    reloads.forget()
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["step_id"] == KIND_TICKRMETER
     selector = result["data_schema"].schema[CONF_SYMBOLS]
@@ -260,6 +263,7 @@ async def test_options_offer_seen_symbols_and_add_their_sensors(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
+    assert reloads.reloads == reloads.setups == [entry.entry_id]
     coordinator = entry.runtime_data.coordinator
     assert coordinator.update_interval == timedelta(seconds=2)
     assert coordinator.health.thresholds == Thresholds(timeout_ratio=0.2, p95_seconds=2.5)
@@ -291,8 +295,32 @@ async def test_diagnostics(
         assert diagnostics["entry"]["data"][CONF_PASSWORD] == "**REDACTED**"
         assert diagnostics["broker"]["state"] == "connected"
         assert diagnostics["messages_malformed"] == {"status": 1}
+        assert sum(diagnostics["rejects"].values()) == 1, "the broken status message"
         assert diagnostics["snapshot"]["fleet"]["by_firmware"] == {"62p": 1}
         assert device(0) not in str(diagnostics), "device ids stay out of diagnostics"
         await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await broker.stop()
+
+
+async def test_an_exception_in_the_handler_is_counted_and_the_entry_keeps_going(
+    hass: HomeAssistant, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a payload makes the tracker raise: counted, and the next message counts."""
+    entry = entry_for(mosquitto)
+    await setup(hass, entry)
+    coordinator = entry.runtime_data.coordinator
+    handle = coordinator.tracker.handle
+
+    def fragile(topic: str, payload: bytes) -> None:
+        if b"BOOM" in payload:
+            raise TypeError("unhashable type: 'dict'")
+        handle(topic, payload)
+
+    monkeypatch.setattr(coordinator.tracker, "handle", fragile)
+    await mosquitto.publish([("STOCKPRICEUPDATE", b'{"symbol": "BOOM"}')])
+    await until(hass, lambda: coordinator.rejects.by_kind["exception"] == 1, 20)
+    await traffic(mosquitto, "ETH", devices=1, delay=0)
+    await until(hass, lambda: "ETH" in coordinator.tracker.correlator.symbols, 20)
+    assert entry.state is ConfigEntryState.LOADED
+    assert coordinator.session.handler_errors == 0, "the guard, not the session, caught it"

@@ -10,9 +10,11 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from ..const import CONF_WEBSOCKET
+from ..core.rejects import Rejects
 from ..core.sources.opendtu.client import OpenDtuClient
 from ..core.sources.opendtu.collector import OpenDtuCollector
 from .coordinator import OpenDtuCoordinator
+from .entity import async_register_dtu
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
@@ -33,9 +35,10 @@ def client_from_config(hass: HomeAssistant, data: dict[str, str]) -> OpenDtuClie
 
 
 async def async_setup_opendtu(hass: HomeAssistant, entry: ConfigEntry) -> OpenDtuRuntime:
-    collector = OpenDtuCollector(client_from_config(hass, dict(entry.data)))
+    collector = OpenDtuCollector(client_from_config(hass, dict(entry.data)), Rejects(entry.title))
     coordinator = OpenDtuCoordinator(hass, entry, collector)
     await coordinator.async_config_entry_first_refresh()
+    async_register_dtu(hass, coordinator)
     if entry.options.get(CONF_WEBSOCKET, True):
         entry.async_create_background_task(
             hass, coordinator.async_follow_live(), f"fleet_metrics live {entry.title}"

@@ -43,6 +43,8 @@ class OpenDtuCoordinator(DataUpdateCoordinator[DtuSnapshot]):
         )
         self.collector = collector
         self.live_connected = False
+        # Set once the DTU is in the device registry (entity.async_register_dtu).
+        self.dtu_device_id = ""
         self._notify_live = ThrottledNotifier(
             hass, LIVE_UPDATE_MIN_INTERVAL, self.async_update_listeners
         )

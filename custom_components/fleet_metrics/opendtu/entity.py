@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from homeassistant.const import CONF_URL
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import CONNECTION_NETWORK_MAC, DeviceInfo, format_mac
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from ..compat import child_device_info, register_device
 from ..const import DOMAIN
 from ..core.sources.opendtu.models import Inverter
 from .coordinator import OpenDtuCoordinator
@@ -18,6 +19,39 @@ from .coordinator import OpenDtuCoordinator
 
 def inverter_identifier(serial: str) -> tuple[str, str]:
     return (DOMAIN, f"opendtu_inverter_{serial}")
+
+
+def dtu_identifier(coordinator: OpenDtuCoordinator) -> tuple[str, str]:
+    return (DOMAIN, str(coordinator.config_entry.unique_id))
+
+
+def dtu_device_info(coordinator: OpenDtuCoordinator) -> DeviceInfo:
+    """The DTU itself. Its MAC is a connection of this device only: since HA 2026.8 it no
+    longer merges with a router's or another integration's device of the same MAC."""
+    entry = coordinator.config_entry
+    system = coordinator.data.system
+    network = coordinator.data.network
+    return DeviceInfo(
+        identifiers={dtu_identifier(coordinator)},
+        connections=(
+            {(CONNECTION_NETWORK_MAC, format_mac(network.mac))}
+            if network and network.mac
+            else set()
+        ),
+        name=system.hostname or entry.title,
+        manufacturer="OpenDTU",
+        model=system.chip_model,
+        sw_version=system.firmware,
+        configuration_url=entry.data[CONF_URL],
+    )
+
+
+@callback
+def async_register_dtu(hass: HomeAssistant, coordinator: OpenDtuCoordinator) -> None:
+    """Register the DTU before any entity, so inverters can name it as their parent by id."""
+    coordinator.dtu_device_id = register_device(
+        hass, coordinator.config_entry, dtu_device_info(coordinator)
+    )
 
 
 class OpenDtuEntity(CoordinatorEntity[OpenDtuCoordinator]):
@@ -28,21 +62,7 @@ class OpenDtuEntity(CoordinatorEntity[OpenDtuCoordinator]):
         self.entity_description = description
         entry = coordinator.config_entry
         self._attr_unique_id = f"{entry.unique_id}_{description.key}"
-        system = coordinator.data.system
-        network = coordinator.data.network
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, str(entry.unique_id))},
-            connections=(
-                {(CONNECTION_NETWORK_MAC, format_mac(network.mac))}
-                if network and network.mac
-                else set()
-            ),
-            name=system.hostname or entry.title,
-            manufacturer="OpenDTU",
-            model=system.chip_model,
-            sw_version=system.firmware,
-            configuration_url=entry.data[CONF_URL],
-        )
+        self._attr_device_info = dtu_device_info(coordinator)
 
 
 class OpenDtuInverterEntity(CoordinatorEntity[OpenDtuCoordinator]):
@@ -63,12 +83,13 @@ class OpenDtuInverterEntity(CoordinatorEntity[OpenDtuCoordinator]):
         self.serial = inverter.serial
         self._available_when_unreachable = available_when_unreachable
         self._attr_unique_id = f"opendtu_{inverter.serial}_{description.key}"
-        self._attr_device_info = DeviceInfo(
+        self._attr_device_info = child_device_info(
+            dtu_identifier(coordinator),
+            coordinator.dtu_device_id,
             identifiers={inverter_identifier(inverter.serial)},
             name=inverter.name,
             manufacturer="Hoymiles",
             serial_number=inverter.serial,
-            via_device=(DOMAIN, str(coordinator.config_entry.unique_id)),
         )
 
     @property

@@ -10,6 +10,7 @@ from homeassistant.core import HomeAssistant
 from ..broker import async_check_broker, broker_settings
 from ..const import CONF_DISCOVERY_PREFIX, DEFAULT_DISCOVERY_PREFIX
 from ..core.mqtt.session import BrokerSession
+from ..core.rejects import Rejects
 from ..core.sources.tasmota.tracker import TasmotaTracker
 from .coordinator import TasmotaCoordinator
 
@@ -23,7 +24,10 @@ async def async_setup_tasmota(hass: HomeAssistant, entry: ConfigEntry) -> Tasmot
     settings = broker_settings(dict(entry.data))
     await async_check_broker(settings)
     session = BrokerSession(entry.title, settings)
-    tracker = TasmotaTracker(entry.data.get(CONF_DISCOVERY_PREFIX, DEFAULT_DISCOVERY_PREFIX))
+    tracker = TasmotaTracker(
+        entry.data.get(CONF_DISCOVERY_PREFIX, DEFAULT_DISCOVERY_PREFIX),
+        rejects=Rejects(entry.title),
+    )
     coordinator = TasmotaCoordinator(hass, entry, session, tracker)
     coordinator.start()
     return TasmotaRuntime(coordinator)

@@ -18,7 +18,11 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class TasmotaCoordinator(DataUpdateCoordinator[dict[str, DeviceState]]):
-    """No polling: data is the tracker's device table, updated by every message."""
+    """No polling: data is the tracker's device table, updated by every message.
+
+    Every message goes through ``rejects.guard``: whatever a payload makes the tracker
+    raise is counted (and shown in diagnostics), never the end of the entry.
+    """
 
     config_entry: ConfigEntry
 
@@ -32,6 +36,8 @@ class TasmotaCoordinator(DataUpdateCoordinator[dict[str, DeviceState]]):
         super().__init__(hass, _LOGGER, config_entry=entry, name=f"Tasmota {entry.title}")
         self.session = session
         self.tracker = tracker
+        self.rejects = tracker.rejects
+        self._handler = self.rejects.guard(self._on_message)
         self.data = tracker.devices
         self._notify = ThrottledNotifier(
             hass, LIVE_UPDATE_MIN_INTERVAL, self.async_update_listeners
@@ -40,9 +46,7 @@ class TasmotaCoordinator(DataUpdateCoordinator[dict[str, DeviceState]]):
     @callback
     def start(self) -> None:
         for topic_filter in self.tracker.filters():
-            self.config_entry.async_on_unload(
-                self.session.subscribe(topic_filter, self._on_message)
-            )
+            self.config_entry.async_on_unload(self.session.subscribe(topic_filter, self._handler))
         self.tracker.set_layout_listener(self._subscribe_layout)
         self.session.on_state_change = self._on_state_change
         self.config_entry.async_create_background_task(
@@ -53,9 +57,7 @@ class TasmotaCoordinator(DataUpdateCoordinator[dict[str, DeviceState]]):
     @callback
     def _subscribe_layout(self, layout: FullTopic) -> None:
         for topic_filter in layout.filters():
-            self.config_entry.async_on_unload(
-                self.session.subscribe(topic_filter, self._on_message)
-            )
+            self.config_entry.async_on_unload(self.session.subscribe(topic_filter, self._handler))
 
     @callback
     def _on_message(self, topic: str, payload: bytes) -> None:

@@ -24,6 +24,8 @@ def device_identifier(state: DeviceState) -> tuple[str, str]:
 
 
 def device_info(state: DeviceState) -> DeviceInfo:
+    """Our own device for each Tasmota. Identified by our identifier, never by the MAC: the
+    MAC connection merges with HA's Tasmota integration's device only before HA 2026.8."""
     device = state.device
     mac = state.mac
     return DeviceInfo(

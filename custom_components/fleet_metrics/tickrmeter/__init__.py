@@ -23,6 +23,7 @@ from ..const import (
     DEFAULT_TIMEOUT_RATIO_PERCENT,
 )
 from ..core.mqtt.session import BrokerSession
+from ..core.rejects import Rejects
 from ..core.sources.tickrmeter.health import SymbolHealth, Thresholds
 from ..core.sources.tickrmeter.snapshot import SnapshotTaker
 from ..core.sources.tickrmeter.tracker import FleetTracker, Topics
@@ -58,7 +59,7 @@ def thresholds_from_options(options: Mapping[str, Any]) -> Thresholds:
 async def async_setup_tickrmeter(hass: HomeAssistant, entry: ConfigEntry) -> TickrMeterRuntime:
     settings = broker_settings(dict(entry.data))
     await async_check_broker(settings)
-    tracker = FleetTracker(topics=topics_from_data(entry.data))
+    tracker = FleetTracker(topics=topics_from_data(entry.data), rejects=Rejects(entry.title))
     coordinator = TickrMeterCoordinator(
         hass,
         entry,

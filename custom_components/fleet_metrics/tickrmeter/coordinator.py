@@ -19,7 +19,8 @@ _LOGGER = logging.getLogger(__name__)
 
 class TickrMeterCoordinator(DataUpdateCoordinator[FleetSnapshot]):
     """The update interval is the throttle: state is written once per interval, however
-    many messages arrived, and each message costs only the tracker's work."""
+    many messages arrived, and each message costs only the tracker's work. Whatever a
+    payload makes the tracker raise is counted in ``rejects``, never the end of the entry."""
 
     config_entry: ConfigEntry
 
@@ -43,17 +44,21 @@ class TickrMeterCoordinator(DataUpdateCoordinator[FleetSnapshot]):
         self.snapshots = snapshots
         self.tracker = snapshots.tracker
         self.health = health
+        self.rejects = self.tracker.rejects
 
     @callback
     def start(self) -> None:
+        handler = self.rejects.guard(self._on_message)
         for topic_filter in self.tracker.topics.filters():
-            self.config_entry.async_on_unload(
-                self.session.subscribe(topic_filter, self.tracker.handle)
-            )
+            self.config_entry.async_on_unload(self.session.subscribe(topic_filter, handler))
         self.session.on_state_change = self._on_state_change
         self.config_entry.async_create_background_task(
             self.hass, self.session.run(), f"fleet_metrics broker {self.config_entry.title}"
         )
+
+    @callback
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        self.tracker.handle(topic, payload)
 
     async def _async_update_data(self) -> FleetSnapshot:
         snapshot = self.snapshots.take()
