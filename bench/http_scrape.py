@@ -9,8 +9,8 @@ every 10 ms, and the scrapers (``--scrapers`` concurrent ``GET /metrics`` with
 Servers compared:
   before        the pre-change app: every scrape renders on its own, no gzip (AppRunner+TCPSite)
   after         create_app + start_server: one render per burst, gzip once per render
-  after-sliced  as after, with the render handed over in pieces (``SlicedSink.render_chunks``,
-                the method proposed for PrometheusSink), so the loop runs between pieces
+  after-sliced  as after, with the render handed over in pieces
+                (``PrometheusSink.render_chunks``, as the runner does): the loop runs between
 
 Run: ``.venv/bin/python -m bench.http_scrape`` (``--modes after`` to pick).
 """
@@ -23,19 +23,13 @@ import http.client
 import multiprocessing as mp
 import statistics
 import time
-from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 
 import aiohttp
 from aiohttp import web
-from fleet_metrics.core.exporters.prometheus import (
-    PrometheusSink,
-    _format_value,
-    _histogram_lines,
-    _label_text,
-)
-from fleet_metrics.core.sample import Histogram, Sample
+from fleet_metrics.core.exporters.prometheus import PrometheusSink
+from fleet_metrics.core.sample import Sample
 from fleet_metrics.http_server import create_app, start_server
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -43,37 +37,6 @@ MODES = ("before", "after", "after-sliced")
 FIELDS = 10
 SOURCE_TICK = 0.01  # the fake source: every 10 ms ...
 UPDATES_PER_TICK = 100  # ... updates this many series and adds one new
-
-
-class SlicedSink(PrometheusSink):
-    """The sink plus the proposed ``render_chunks``; a stand-in until the sink has it."""
-
-    def render_chunks(self, max_lines: int = 1000) -> Iterator[str]:
-        """``render()`` in pieces of about ``max_lines`` lines.
-
-        Between pieces sources may add samples: the family names (``_live`` sorts them into
-        a list) and each family's series are copied before they are walked, so nothing
-        iterates a dict that changes; a series added meanwhile shows in the next scrape.
-        """
-        out: list[str] = []
-        for name, family in self._live():
-            exposed = f"{name}_total" if family.kind == "counter" else name
-            help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
-            out.append(f"# HELP {exposed} {help_text}\n# TYPE {exposed} {family.kind}\n")
-            for labels, (value, _) in list(family.series.items()):
-                if isinstance(value, Histogram):
-                    if family.kind == "histogram":
-                        out.extend(_histogram_lines(name, labels, value))
-                elif family.kind != "histogram":
-                    text = self._label_text.get(labels)
-                    if text is None:
-                        text = self._label_text[labels] = _label_text(labels)
-                    out.append(f"{exposed}{text} {_format_value(value)}\n")
-                if len(out) >= max_lines:
-                    yield "".join(out)
-                    out.clear()
-        if out:
-            yield "".join(out)
 
 
 def fill(sink: PrometheusSink, series: int) -> None:
@@ -116,7 +79,7 @@ def legacy_app(sink: PrometheusSink) -> web.Application:
 
 def serve(mode: str, series: int, ports: Connection, stop: Event) -> None:
     async def main() -> None:
-        sink = SlicedSink()
+        sink = PrometheusSink()
         fill(sink, series)
         source = asyncio.create_task(fake_source(sink, series // FIELDS))
         if mode == "before":
