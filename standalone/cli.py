@@ -13,6 +13,7 @@ from typing import Any
 
 from . import __version__, logs
 from .core import config as config_module
+from .hosts import run_hosts
 from .runner import BuildError, Runner, StartError
 
 EXIT_CONFIG = 2
@@ -32,6 +33,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", help='override [prometheus] listen ("host:port", "" to disable)')
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("-c", "--config", type=Path, required=True)
+    agent = commands.add_parser("agent", help="run the host agent (push this host's metrics)")
+    agent.add_argument("-c", "--config", type=Path, required=True, help="agent TOML config")
+    agent.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    agent.add_argument("--log-format", choices=config_module.LOG_FORMATS)
+    hosts = commands.add_parser("hosts", help="register and manage the hosts of host agents")
+    actions = hosts.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("add", "register a host; prints its agent config and, last, its token"),
+        ("rotate", "give a host a new token; the old one stops working"),
+        ("remove", "revoke a host; its agent is disconnected"),
+        ("list", "hosts with online, last seen and agent version"),
+    ):
+        sub = actions.add_parser(action, help=text)
+        if action != "list":
+            sub.add_argument("name")
+        sub.add_argument("-c", "--config", type=Path, required=True)
     return parser
 
 
@@ -69,6 +86,12 @@ def _ignore_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "agent":
+        from .agent import run_agent  # the agent needs none of the runner's imports
+
+        return run_agent(args.config, args.log_level, args.log_format)
+    if args.command == "hosts":
+        return run_hosts(args.config, args.action, getattr(args, "name", None))
     try:
         config = _load(args.config)
         if getattr(args, "listen", None) is not None:

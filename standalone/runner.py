@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from .core import config as config_module
@@ -35,9 +36,11 @@ from .core.rejects import RejectSink
 from .core.sample import Sample
 from .core.source import Source, SourceContext
 from .core.sources import KINDS, create_source
+from .core.sources.agents.endpoint import handle_agent
+from .core.sources.agents.source import AgentsSource
 from .core.supervisor import Supervisor
 from .core.validators import split_listen
-from .http_server import ServerHandle, create_app, start_server
+from .http_server import MAX_CONNECTIONS, ServerHandle, create_app, start_server
 from .http_stats import HttpStats
 from .listen import why_not
 from .self_metrics import SelfMetrics
@@ -47,6 +50,8 @@ _LOGGER = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 STDOUT_CLOSED = "stdout was closed by its reader; exiting so the supervisor restarts fleet-metrics"
+
+AGENT_PATH = "/api/agent"
 
 # Seconds of the shutdown deadline kept for closing sessions and the server after the flush.
 CLOSE_RESERVE = 0.5
@@ -149,13 +154,35 @@ class Runner:
         if not listen:
             return
         host, port = split_listen(listen)
+        app = create_app(self.render_metrics)
+        app.router.add_get(AGENT_PATH, self._agent_endpoint)
+        # Each connected agent holds a connection: room for every host beyond the usual cap.
+        max_connections = MAX_CONNECTIONS + sum(
+            s["max_hosts"] for s in self.config["sources"] if s["kind"] == "agents"
+        )
         try:
-            self._server = await start_server(create_app(self.render_metrics), host, port)
+            self._server = await start_server(app, host, port, max_connections=max_connections)
         except OSError as err:
             problem = await why_not(host, port, err)
             raise StartError(f"prometheus.listen: cannot listen on {listen}: {problem}") from err
         self.bound_port = self._server.port
         _LOGGER.info("serving /metrics and /healthz on %s:%s", host, self.bound_port)
+
+    def agents_source(self) -> AgentsSource | None:
+        """The running agents source (one at most, see config.validate)."""
+        for entry in self.supervisor.entries.values():
+            if isinstance(entry.source, AgentsSource):
+                return entry.source
+        return None
+
+    async def _agent_endpoint(self, request: web.Request) -> web.StreamResponse:
+        """``/api/agent``: looked up per request, so a reload that replaces the source works."""
+        source = self.agents_source()
+        if source is None:
+            raise web.HTTPNotFound(text="no agents source is configured\n")
+        if not source.ready:
+            raise web.HTTPServiceUnavailable(text="the agents source is starting\n")
+        return await handle_agent(request, source.hub)
 
     def _plan(self, new: Mapping[str, Any]) -> _Plan:
         """Build what ``new`` needs that is not already running; BuildError if a source fails.

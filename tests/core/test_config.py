@@ -111,6 +111,11 @@ broker = "home"
 kind = "tickrmeter"
 name = "fleet"
 broker = "home"
+
+[[sources]]
+kind = "agents"
+name = "hosts"
+database = "agents.sqlite"
 """
 
 

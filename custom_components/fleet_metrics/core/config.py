@@ -107,6 +107,10 @@ def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     if not config["sources"]:
         raise ConfigError("sources: nothing to run; add at least one [[sources]] table")
     names: set[str] = set()
+    agents = [i for i, source in enumerate(config["sources"]) if source["kind"] == "agents"]
+    if len(agents) > 1:
+        # One endpoint (/api/agent) and one host database per runner.
+        raise ConfigError(f"sources[{agents[1]}].kind: only one agents source per runner")
     for index, source in enumerate(config["sources"]):
         if source["name"] in names:
             raise ConfigError(f"sources[{index}].name: {source['name']!r} is used twice")

@@ -36,7 +36,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from ..sample import FieldValue, Sample
+from ..sample import SINK_LINE_PROTOCOL, FieldValue, Sample
 
 MAX_KEY_BYTES = 65_535
 MAX_STRING_BYTES = 65_535
@@ -191,7 +191,10 @@ class LineEncoder:
         return prefix, cache is self._field_prefix
 
     def encode(self, sample: Sample) -> str | None:
-        """One line without the newline; None when no field survives (a line needs one)."""
+        """One line without the newline; None when no field survives (a line needs one), or
+        when the sample is meant for another output (``Sample.sink``)."""
+        if sample.sink is not None and sample.sink != SINK_LINE_PROTOCOL:
+            return None
         items: Iterable[tuple[str, FieldValue]] = sample.fields.items()
         counters = sample.counters
         if sample.histogram is not None:

@@ -21,6 +21,12 @@ sends, by these rules, applied in order:
    (promtool would read histogram ``x_sum`` as part of histogram ``x``).
 4. A tag named ``le`` or ``quantile`` becomes the label ``tag_le`` / ``tag_quantile``; when
    two tags give the same label, the tag whose own name sorts first is kept.
+
+A name a source declares (a key of the HELP texts given to the sink, e.g. through
+``add_help``) is written as it is when it is a valid Prometheus name: the rules above exist
+for names that arrive over the wire, while a declared name was chosen on purpose, such as
+node_exporter's ``node_memory_MemTotal_bytes`` that rule 1 would lower-case. Samples meant
+only for line protocol (``Sample.sink``) are skipped.
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample as PromSample
 from prometheus_client.utils import floatToGoString
 
-from ..sample import Histogram, Sample
+from ..sample import SINK_PROMETHEUS, Histogram, Sample
 
 _INVALID_NAME_CHARS = re.compile(r"[^a-z0-9]+")
+_PROMETHEUS_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 # What promtool's lint (client_golang's promlint) objects to in a metric name part.
 _BASE_UNITS = ("amperes", "bytes", "celsius", "grams", "joules", "kelvin", "meters", "metres",
@@ -150,7 +157,10 @@ class PrometheusSink(Collector):
             if len(self._names) >= _CACHE_SIZE:
                 self._names.clear()
             full = f"{measurement}_{field_name}" if field_name else measurement
-            name = self._names[key] = sanitize_metric_name(full, kind)
+            if full in self._help and _PROMETHEUS_NAME.fullmatch(full):
+                name = self._names[key] = full  # declared by a source: verbatim
+            else:
+                name = self._names[key] = sanitize_metric_name(full, kind)
         return name
 
     def _label_key(self, tags: Mapping[str, str]) -> LabelKey:
@@ -196,6 +206,8 @@ class PrometheusSink(Collector):
         return family
 
     def add(self, sample: Sample) -> None:
+        if sample.sink is not None and sample.sink != SINK_PROMETHEUS:
+            return
         expires = self._clock() + self.ttl
         label_key = self._label_key(sample.tags)
         if sample.histogram is not None:

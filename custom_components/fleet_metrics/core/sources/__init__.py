@@ -8,6 +8,7 @@ from typing import Any
 
 from ..source import Source, SourceContext
 from . import demo, websocket
+from .agents import source as agents
 from .opendtu import source as opendtu
 from .tasmota import source as tasmota
 from .tickrmeter import source as tickrmeter
@@ -25,6 +26,7 @@ KINDS: dict[str, SourceKind] = {
     "tasmota": SourceKind(tasmota.TasmotaSource, tasmota.SCHEMA),
     "websocket": SourceKind(websocket.WebSocketSource, websocket.SCHEMA),
     "tickrmeter": SourceKind(tickrmeter.TickrMeterSource, tickrmeter.SCHEMA),
+    "agents": SourceKind(agents.AgentsSource, agents.SCHEMA),
 }
 
 

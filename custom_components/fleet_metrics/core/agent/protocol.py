@@ -1,0 +1,260 @@
+"""The agent protocol: four JSON messages over one WebSocket, shared by agent and servers.
+
+``hello {host, agent_version, boot_id, capabilities}`` → ``welcome {resume_from}``; then
+``batch {seq, time, samples}`` → cumulative ``ack {seq}``. Every frame is a JSON object with
+``"type"`` and ``"v"`` (the protocol version). The token is never part of a message: it travels
+in the ``Authorization: Bearer`` header of the upgrade request, and the server checks it
+against the stored hash of the host the hello names.
+
+``decode`` is the only parser: whatever the bytes, it returns one of the frozen messages or
+raises ``ProtocolError`` carrying the close code the server answers with, so no dict and no
+unchecked value ever travels past it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from ..sample import FieldValue, Sample
+
+PROTOCOL_VERSION: Final = 1
+MAX_MESSAGE_BYTES: Final = 1_048_576  # a batch bigger than this is split by the agent
+
+# WebSocket close codes (4000-4999 are free for applications, RFC 6455 7.4.2).
+CLOSE_MALFORMED: Final = 4000
+CLOSE_NOT_AUTHORISED: Final = 4001  # unknown host, wrong token and revoked host alike
+CLOSE_REPLACED: Final = 4002  # a newer connection of the same host took over
+CLOSE_TOO_LARGE: Final = 4003
+CLOSE_RATE_LIMITED: Final = 4008
+CLOSE_VERSION: Final = 4010
+
+CLOSE_REASONS: Final[Mapping[int, str]] = {
+    CLOSE_MALFORMED: "malformed message",
+    CLOSE_NOT_AUTHORISED: "not authorised",
+    CLOSE_REPLACED: "replaced by a newer connection",
+    CLOSE_TOO_LARGE: "message too large",
+    CLOSE_RATE_LIMITED: "too many failed attempts",
+    CLOSE_VERSION: "protocol version not supported",
+}
+
+
+class ProtocolError(Exception):
+    """A frame that breaks the protocol; ``code`` is the close code to answer with."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    host: str
+    agent_version: str
+    boot_id: str
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """``resume_from``: highest seq applied for this host and boot_id (0 for none).
+
+    The agent drops buffered batches with ``seq <= resume_from`` and sends the rest in order.
+    """
+
+    resume_from: int
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """``seq`` starts at 1 per (server, boot_id) and never repeats; ``time`` is unix seconds."""
+
+    seq: int
+    time: float
+    samples: tuple[Sample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Cumulative: every batch with ``seq`` at or below this one is applied."""
+
+    seq: int
+
+
+Message = Hello | Welcome | Batch | Ack
+
+
+def encode(message: Message) -> bytes:
+    """The JSON text frame of ``message``."""
+    if isinstance(message, Batch):
+        return orjson.dumps(
+            {
+                "type": "batch",
+                "v": PROTOCOL_VERSION,
+                "seq": message.seq,
+                "time": message.time,
+                "samples": [_sample_to_wire(sample) for sample in message.samples],
+            }
+        )
+    if isinstance(message, Ack):
+        return orjson.dumps({"type": "ack", "v": PROTOCOL_VERSION, "seq": message.seq})
+    if isinstance(message, Hello):
+        return orjson.dumps(
+            {
+                "type": "hello",
+                "v": PROTOCOL_VERSION,
+                "host": message.host,
+                "agent_version": message.agent_version,
+                "boot_id": message.boot_id,
+                "capabilities": list(message.capabilities),
+            }
+        )
+    return orjson.dumps(
+        {"type": "welcome", "v": PROTOCOL_VERSION, "resume_from": message.resume_from}
+    )
+
+
+def _sample_to_wire(sample: Sample) -> dict[str, Any]:
+    wire: dict[str, Any] = {
+        "m": sample.measurement,
+        "t": dict(sample.tags),
+        "f": dict(sample.fields),
+        "ts": sample.time_ns,
+    }
+    if sample.counters:
+        wire["c"] = sorted(sample.counters)
+    return wire
+
+
+def decode(data: str | bytes) -> Message:
+    """Parse one frame; raises ``ProtocolError`` and nothing else."""
+    if _size(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(CLOSE_TOO_LARGE, f"message larger than {MAX_MESSAGE_BYTES} bytes")
+    try:
+        raw = orjson.loads(data)
+    except (ValueError, TypeError, RecursionError) as err:  # JSONDecodeError is a ValueError
+        raise ProtocolError(CLOSE_MALFORMED, f"not JSON: {err}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError(CLOSE_MALFORMED, "message is not a JSON object")
+    version = raw.get("v")
+    if type(version) is not int:
+        raise ProtocolError(CLOSE_MALFORMED, "missing protocol version 'v'")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(CLOSE_VERSION, f"protocol version {version} not supported")
+    kind = raw.get("type")
+    try:
+        if kind == "batch":
+            return Batch(
+                seq=_int(raw, "seq", 1),
+                time=_number(raw, "time"),
+                samples=tuple(_sample(item) for item in _list(raw, "samples")),
+            )
+        if kind == "ack":
+            return Ack(seq=_int(raw, "seq", 0))
+        if kind == "hello":
+            return Hello(
+                host=_text(raw, "host", nonempty=True),
+                agent_version=_text(raw, "agent_version"),
+                boot_id=_text(raw, "boot_id", nonempty=True),
+                capabilities=tuple(_texts(_list(raw, "capabilities"), "capabilities")),
+            )
+        if kind == "welcome":
+            return Welcome(resume_from=_int(raw, "resume_from", 0))
+    except _Bad as err:
+        raise ProtocolError(CLOSE_MALFORMED, f"{kind}: {err}") from None
+    raise ProtocolError(CLOSE_MALFORMED, f"unknown message type {kind!r}")
+
+
+def _size(data: str | bytes) -> int:
+    """Bytes on the wire; a str is encoded only when its length alone cannot decide."""
+    if isinstance(data, bytes) or len(data) * 4 <= MAX_MESSAGE_BYTES:
+        return len(data)
+    return len(data.encode("utf-8", "surrogatepass"))
+
+
+class _Bad(Exception):
+    """A field with the wrong shape; turned into ``ProtocolError`` by ``decode``."""
+
+
+def _int(raw: Mapping[str, Any], key: str, minimum: int) -> int:
+    value = raw.get(key)
+    if type(value) is not int or value < minimum:
+        raise _Bad(f"{key!r} must be an integer >= {minimum}")
+    return value
+
+
+def _number(raw: Mapping[str, Any], key: str) -> float:
+    value = raw.get(key)
+    if type(value) is int:
+        return float(value)
+    if type(value) is not float or not math.isfinite(value):
+        raise _Bad(f"{key!r} must be a number")
+    return value
+
+
+def _text(raw: Mapping[str, Any], key: str, nonempty: bool = False) -> str:
+    value = raw.get(key)
+    if type(value) is not str or (nonempty and not value):
+        raise _Bad(f"{key!r} must be a {'non-empty ' if nonempty else ''}string")
+    return value
+
+
+def _list(raw: Mapping[str, Any], key: str) -> list[Any]:
+    value = raw.get(key)
+    if type(value) is not list:
+        raise _Bad(f"{key!r} must be a list")
+    return value
+
+
+def _texts(values: list[Any], key: str) -> list[str]:
+    for value in values:
+        if type(value) is not str:
+            raise _Bad(f"{key!r} must hold strings")
+    return values
+
+
+_FIELD_TYPES: Final = (int, float, bool, str)
+
+
+def _sample(item: Any) -> Sample:
+    if type(item) is not dict:
+        raise _Bad("a sample must be an object")
+    measurement = item.get("m")
+    tags = item.get("t", {})
+    fields = item.get("f")
+    time_ns = item.get("ts")
+    counters = item.get("c", ())
+    if type(measurement) is not str or not measurement:
+        raise _Bad("sample 'm' must be a non-empty string")
+    if type(tags) is not dict or any(type(value) is not str for value in tags.values()):
+        raise _Bad("sample 't' must map names to strings")
+    if type(fields) is not dict or not fields:
+        raise _Bad("sample 'f' must be a non-empty object")
+    for value in fields.values():
+        if type(value) not in _FIELD_TYPES:
+            raise _Bad("sample field values must be numbers, booleans or strings")
+        if type(value) is float and not math.isfinite(value):  # pragma: no cover - JSON has none
+            raise _Bad("sample field values must be finite")
+    if type(time_ns) is not int or time_ns < 0:
+        raise _Bad("sample 'ts' must be an integer >= 0 (unix nanoseconds)")
+    if type(counters) not in (list, tuple):
+        raise _Bad("sample 'c' must be a list of field names")
+    for name in counters:
+        if type(name) is not str or name not in fields:
+            raise _Bad("sample 'c' must name fields of the sample")
+    checked: dict[str, FieldValue] = fields
+    return Sample(
+        measurement=measurement,
+        tags=tags,
+        fields=checked,
+        time_ns=time_ns,
+        counters=frozenset(counters) if counters else _NO_COUNTERS,
+    )
+
+
+_NO_COUNTERS: Final[frozenset[str]] = frozenset()

@@ -1,0 +1,154 @@
+"""The agent WebSocket endpoint: one aiohttp handler for the runner and Home Assistant.
+
+``handle_agent(request, hub)`` serves ``/api/agent`` on the runner's app and, wrapped in a
+``HomeAssistantView``, ``/api/fleet_metrics/agent`` in Home Assistant. Before the upgrade:
+a ``token=`` in the query is refused (400, counted: a token in a URL ends up in logs), and
+so is a request without ``Authorization: Bearer`` (401). After it: a client address with too
+many failed attempts is closed with 4008; the first message must be a hello within
+``HELLO_TIMEOUT``; the token must be the named host's (else 4001, the same for every kind of
+miss). Then batches are applied and acked until either side closes. Every protocol fault
+closes the connection with its code (``protocol.CLOSE_*``) and is counted in
+``hub.rejects``. aiohttp answers the WebSocket pings and sends its own every ``HEARTBEAT``
+seconds, closing a peer that stops answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final
+
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
+
+from ...agent.protocol import (
+    CLOSE_MALFORMED,
+    CLOSE_RATE_LIMITED,
+    CLOSE_TOO_LARGE,
+    MAX_MESSAGE_BYTES,
+    Batch,
+    Hello,
+    ProtocolError,
+    decode,
+    encode,
+)
+from .hub import Hub, Refused
+from .tokens import bearer_token, hash_token
+
+_LOGGER = logging.getLogger(__name__)
+
+HELLO_TIMEOUT: Final = 10.0
+HEARTBEAT: Final = 30.0
+# aiohttp refuses a frame over its own cap before reading it (close code 1009); between
+# MAX_MESSAGE_BYTES and this the frame is read and answered with 4003 and a count.
+_READ_CAP: Final = 2 * MAX_MESSAGE_BYTES
+_DEAD_LETTER_BYTES: Final = 4096
+
+
+class _WsConnection:
+    """A hub ``Connection``: closing is scheduled, since the hub never waits."""
+
+    __slots__ = ("_closing", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self._closing: asyncio.Task[bool] | None = None
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closing is None and not self.ws.closed:
+            self._closing = asyncio.get_running_loop().create_task(
+                self.ws.close(code=code, message=reason.encode())
+            )
+
+
+async def handle_agent(request: web.Request, hub: Hub) -> web.StreamResponse:
+    if "token" in request.query:
+        hub.stats.token_in_url += 1
+        hub.rejects.reject("token_in_url", "token in the URL; send it as Authorization: Bearer")
+        raise web.HTTPBadRequest(text="send the token in the Authorization header, not the URL\n")
+    token = bearer_token(request.headers.get(hdrs.AUTHORIZATION, ""))
+    address = request.remote or ""
+    if token is None:
+        hub.stats.missing_token += 1
+        hub.limiter.failure(address)
+        raise web.HTTPUnauthorized(text="Authorization: Bearer <token> required\n")
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=_READ_CAP)
+    await ws.prepare(request)
+    if hub.limiter.blocked(address):
+        hub.stats.rate_limited += 1
+        await ws.close(code=CLOSE_RATE_LIMITED, message=b"too many failed attempts")
+        return ws
+    try:
+        hello = await asyncio.wait_for(_first_message(ws, hub), HELLO_TIMEOUT)
+    except TimeoutError:
+        hub.rejects.reject("timeout", "no hello in time", topic=f"agent:{address}")
+        await ws.close(code=CLOSE_MALFORMED, message=b"no hello in time")
+        return ws
+    if hello is None:
+        return ws
+    try:
+        state = hub.authenticate(hello, hash_token(token))
+    except Refused as refused:
+        hub.limiter.failure(address)
+        _LOGGER.debug("agent from %s refused: %s", address, refused.reason)
+        await ws.close(code=refused.code, message=b"not authorised")
+        return ws
+    hub.limiter.success(address)
+    connection = _WsConnection(ws)
+    try:
+        welcome = hub.connect(state, connection, hello)
+        await ws.send_str(encode(welcome).decode())
+        async for message in ws:
+            if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                _note_error(ws, hub, hello.host, message)
+                break
+            try:
+                batch = decode(message.data)
+                if not isinstance(batch, Batch):
+                    raise ProtocolError(CLOSE_MALFORMED, f"expected a batch, got {batch!r:.80}")
+            except ProtocolError as err:
+                await _refuse(ws, hub, err, hello.host, message.data)
+                break
+            ack = hub.apply(state, connection, batch)
+            if ack is None:
+                break
+            await ws.send_str(encode(ack).decode())
+    finally:
+        hub.disconnect(state, connection)
+    return ws
+
+
+async def _first_message(ws: web.WebSocketResponse, hub: Hub) -> Hello | None:
+    message = await ws.receive()
+    if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        _note_error(ws, hub, "", message)
+        return None
+    try:
+        hello = decode(message.data)
+        if not isinstance(hello, Hello):
+            raise ProtocolError(CLOSE_MALFORMED, "the first message must be a hello")
+    except ProtocolError as err:
+        await _refuse(ws, hub, err, "", message.data)
+        return None
+    return hello
+
+
+async def _refuse(
+    ws: web.WebSocketResponse, hub: Hub, err: ProtocolError, host: str, data: str | bytes
+) -> None:
+    kind = "too_large" if err.code == CLOSE_TOO_LARGE else "malformed"
+    payload = data.encode("utf-8", "replace") if isinstance(data, str) else data
+    hub.rejects.reject(
+        kind, err.reason[:300], topic=f"agent:{host}", payload=payload[:_DEAD_LETTER_BYTES]
+    )
+    reason = err.reason.encode("utf-8", "replace")[:120].decode("utf-8", "ignore")
+    await ws.close(code=err.code, message=reason.encode())  # a close reason fits 123 bytes
+
+
+def _note_error(ws: web.WebSocketResponse, hub: Hub, host: str, message: WSMessage) -> None:
+    """aiohttp ended the stream itself: a frame over its cap is counted as too large, any
+    other protocol fault as malformed."""
+    error = message.data if isinstance(message.data, BaseException) else ws.exception()
+    if message.type != WSMsgType.ERROR or error is None:
+        return
+    too_big = getattr(error, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
+    hub.rejects.reject("too_large" if too_big else "malformed", str(error)[:300], f"agent:{host}")
