@@ -40,7 +40,7 @@ url = "opendtu.local"
 
 def test_good_config_gets_defaults() -> None:
     config = loads(GOOD)
-    assert config["prometheus"] == {"listen": "127.0.0.1:0", "ttl": 300.0}
+    assert config["prometheus"] == {"listen": "127.0.0.1:0", "ttl": 300.0, "max_series": 100_000}
     assert config["brokers"]["home"]["port"] == 1883
     demo, roof = config["sources"]
     assert demo["interval"] == 1.0

@@ -658,7 +658,7 @@ async def test_source_counts_every_rejection_and_survives_a_failing_handler(
 ) -> None:
     session = BrokerSession("home", mosquitto.settings, backoff=Backoff(initial=0.05, maximum=0.2))
     dead_letters: list[Rejected] = []
-    config = validate(max_devices=2)
+    config = validate(max_devices=2, new_device_hold=0)
     source = TasmotaSource("plugs", config, SourceContext({"home": session}, dead_letters.append))
     emitted: list[Sample] = []
     failures = iter([True])

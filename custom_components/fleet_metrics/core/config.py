@@ -9,6 +9,7 @@ from typing import Any
 
 import voluptuous as vol
 
+from .exporters.prometheus import DEFAULT_MAX_SERIES
 from .mqtt.settings import BROKER_SCHEMA
 from .sources import KINDS
 from .validators import file_in_existing_folder, integer, listen_address, number, positive_seconds
@@ -35,6 +36,7 @@ PROMETHEUS_SCHEMA = vol.Schema(
     {
         vol.Optional("listen", default=DEFAULT_LISTEN): listen_address,
         vol.Optional("ttl", default=300.0): positive_seconds,
+        vol.Optional("max_series", default=DEFAULT_MAX_SERIES): integer(100),
     }
 )
 

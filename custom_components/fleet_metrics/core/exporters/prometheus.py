@@ -31,6 +31,7 @@ only for line protocol (``Sample.sink``) are skipped.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import time
@@ -71,6 +72,7 @@ _RESERVED_LABELS = frozenset({"le", "quantile"})
 # The name caches hold one entry per distinct name; a flood of names only costs a refill.
 _CACHE_SIZE = 100_000
 
+DEFAULT_MAX_SERIES = 100_000
 LabelKey = tuple[tuple[str, str], ...]
 # prometheus_client's own value formatting (Go's float syntax); the library leaves it untyped.
 _format_value: Callable[[float], str] = floatToGoString
@@ -129,6 +131,11 @@ class PrometheusSink(Collector):
     """Keeps the newest value of every series and renders them on scrape.
 
     ``help_texts`` maps full metric names (without ``_total``) to their HELP line.
+
+    Series are keyed by what sources received, so their number is capped: a series new
+    beyond ``max_series`` first pushes out the least recently updated tenth (counted in
+    ``evicted``). Sources cap their own tables, but a device a source forgets would
+    otherwise stay here for the whole TTL, and nothing expires without scrapes.
     """
 
     def __init__(
@@ -136,8 +143,12 @@ class PrometheusSink(Collector):
         ttl: float = 300.0,
         help_texts: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         self.ttl = ttl
+        self.max_series = max_series
+        self.evicted = 0
+        self._count = 0
         self._help = dict(help_texts or {})
         self._clock = clock
         self._families: dict[str, _Family] = {}
@@ -213,6 +224,8 @@ class PrometheusSink(Collector):
         if sample.histogram is not None:
             name = self._metric_name(sample.measurement, "", "histogram")
             family = self._family(name, "histogram", f"distribution of {sample.measurement}")
+            if label_key not in family.series:
+                self._make_room()
             family.series[label_key] = (sample.histogram, expires)
         for field_name, value in sample.fields.items():
             if isinstance(value, str):
@@ -220,10 +233,33 @@ class PrometheusSink(Collector):
             kind = "counter" if field_name in sample.counters else "gauge"
             name = self._metric_name(sample.measurement, field_name, kind)
             family = self._family(name, kind, f"{field_name} of {sample.measurement}")
-            family.series[label_key] = (float(value), expires)
+            series = family.series
+            if label_key not in series:
+                self._make_room()
+            series[label_key] = (float(value), expires)
+
+    def _make_room(self) -> None:
+        """Count one new series; at the cap, first forget the least recently updated tenth.
+
+        One pass over every series per tenth of the cap keeps the cost per new series small
+        (and nothing on updates of known series).
+        """
+        if self._count >= self.max_series:
+            families = self._families.values()
+            expiries = [expires for family in families for _, expires in family.series.values()]
+            cutoff = heapq.nsmallest(max(1, len(expiries) // 10), expiries)[-1]
+            for family in families:
+                series = family.series
+                oldest = [key for key, (_, expires) in series.items() if expires <= cutoff]
+                for key in oldest:
+                    del series[key]
+                    self._label_text.pop(key, None)
+                self._count -= len(oldest)
+                self.evicted += len(oldest)
+        self._count += 1
 
     def series_count(self) -> int:
-        return sum(len(family.series) for family in self._families.values())
+        return self._count
 
     def describe(self) -> list[Metric]:
         # Without this the registry would call collect() at registration to learn names.
@@ -241,6 +277,7 @@ class PrometheusSink(Collector):
             for key in expired:
                 del series[key]
                 self._label_text.pop(key, None)
+            self._count -= len(expired)
             if series:
                 yield name, family
             else:

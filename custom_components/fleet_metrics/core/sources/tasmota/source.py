@@ -8,8 +8,10 @@ from typing import Any, ClassVar
 import voluptuous as vol
 
 from ...mqtt.session import BrokerSession
+from ...sample import Sample
 from ...source import Emit, Source, SourceContext
-from ...validators import integer
+from ...validators import integer, number
+from ..newcomers import DEFAULT_HOLD, NewcomerGate
 from .limits import (
     DEFAULT_DEVICES,
     DEFAULT_FIELDS,
@@ -57,6 +59,8 @@ SCHEMA: dict[Any, Any] = {
     vol.Optional("max_layouts", default=DEFAULT_LAYOUTS): integer(1, 256),
     vol.Optional("max_readings", default=DEFAULT_READINGS): integer(1, 10_000),
     vol.Optional("max_fields", default=DEFAULT_FIELDS): integer(1, 10_000),
+    # A new device's samples wait this long, and are dropped if the device was forgotten.
+    vol.Optional("new_device_hold", default=DEFAULT_HOLD): number(0, 60),
 }
 
 HELP = {
@@ -91,14 +95,25 @@ class TasmotaSource(Source):
     async def run(self, emit: Emit) -> None:
         undo: list[Any] = []
 
-        def handle(topic: str, payload: bytes) -> None:
-            samples = tracker.handle(topic, payload)
+        def first_seen(topic: str) -> float | None:
+            state = tracker.devices.get(topic)
+            return None if state is None else state.first_seen
+
+        def send(samples: list[Sample]) -> None:
             for sample in samples:
                 emit(sample)
             if samples:
                 self.stats.emitted(len(samples))
 
+        def handle(topic: str, payload: bytes) -> None:
+            samples = tracker.handle(topic, payload)
+            if samples:
+                device = samples[0].tags.get("topic", "")
+                send(gate.admit(device, first_seen(device), samples))
+
         guarded = self.rejects.guard(handle)
+        # A sink that raises on a released sample is counted like one raising on a fresh one.
+        release = self.rejects.guard(lambda _topic, _payload: send(gate.release(first_seen)))
 
         def on_message(topic: str, payload: bytes) -> None:
             guarded(topic, payload)
@@ -122,12 +137,15 @@ class TasmotaSource(Source):
                 fields=cfg["max_fields"],
             ),
         )
+        gate = self.gate = NewcomerGate(cfg["new_device_hold"], cfg["max_devices"])
         prefix = tracker.discovery_prefix
         undo.append(self.session.subscribe(f"{prefix}/+/config", on_message))
         undo.append(self.session.subscribe(f"{prefix}/+/sensors", on_message))
         self.tracker = tracker
         try:
-            await asyncio.Event().wait()  # messages arrive through the session
+            while True:  # messages arrive through the session; this releases newcomers
+                await asyncio.sleep(max(0.1, gate.hold / 2))
+                release("", b"")
         finally:
             for unsubscribe in undo:
                 unsubscribe()

@@ -51,6 +51,7 @@ class DeviceState:
     health: dict[str, FieldValue] = field(default_factory=dict)
     relays: dict[str, bool] = field(default_factory=dict)
     last_seen: float | None = None
+    first_seen: float = field(default_factory=time.monotonic)
 
     @property
     def name(self) -> str:
