@@ -37,7 +37,7 @@ from .core.sample import Sample
 from .core.source import Source, SourceContext
 from .core.sources import KINDS, create_source
 from .core.sources.agents.endpoint import handle_agent
-from .core.sources.agents.source import AgentsSource
+from .core.sources.agents.source import AgentsSource, FlushOutcome
 from .core.supervisor import Supervisor
 from .core.validators import split_listen
 from .http_server import MAX_CONNECTIONS, ServerHandle, create_app, start_server
@@ -98,7 +98,7 @@ class Runner:
             )
             on_rejected = self.dead_letter.record
         self._on_rejected = on_rejected
-        self.prometheus = PrometheusSink(ttl=prom_cfg["ttl"])
+        self.prometheus = PrometheusSink(ttl=prom_cfg["ttl"], max_series=prom_cfg["max_series"])
         for kind in KINDS.values():
             self.prometheus.add_help(kind.source_class.HELP)
         self.line_protocol = LineProtocolOutput(
@@ -119,6 +119,7 @@ class Runner:
         self._broker_tasks: dict[str, asyncio.Task[None]] = {}
         self._server: ServerHandle | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._dropped_seen = 0  # line protocol drops the agents' checkpoints have seen
         self._stopping = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._reloads: set[asyncio.Task[None]] = set()
@@ -233,6 +234,8 @@ class Runner:
         return retired
 
     def _start_source(self, source: Source) -> None:
+        if isinstance(source, AgentsSource):
+            source.flush_output = self._flush_for_agents  # acks wait for the output
         self.supervisor.start(source)
         _LOGGER.info(
             "started source %s (%s)", source.name, source.kind, extra={"source": source.name}
@@ -242,10 +245,30 @@ class Runner:
         while True:
             await asyncio.sleep(self.config["line_protocol"]["flush_interval"])
             try:
-                await self.line_protocol.flush()
+                agents = self.agents_source()
+                if agents is not None:
+                    await agents.checkpoint()  # flushes, then saves and acks what it wrote
+                else:
+                    await self.line_protocol.flush()
             except OutputClosed:
                 self._output_closed()
                 return
+
+    async def _flush_for_agents(self) -> FlushOutcome:
+        """Flush, and say what became of every line buffered before the call: ``written``
+        (or refused by the write API: a retry would not help), ``pending`` (kept for a
+        retry), or ``lost`` (the buffer's cap dropped lines since the last call: the agents
+        must send those batches again). Lines leave the buffer in order, so counting them
+        is enough; an empty buffer settles it too."""
+        output = self.line_protocol
+        before = output.lines_written + output.lines_rejected + output.pending
+        await output.flush()
+        lost = output.dropped != self._dropped_seen
+        self._dropped_seen = output.dropped
+        if lost:
+            return "lost"
+        gone = output.lines_written + output.lines_rejected
+        return "written" if output.pending == 0 or gone >= before else "pending"
 
     def _output_closed(self) -> None:
         if self.exit_code == EXIT_OK:

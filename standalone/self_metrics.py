@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .core.exporters.circuit_breaker import State
+from .core.sources.agents.source import AgentsSource
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -239,6 +240,134 @@ class SelfMetrics(Collector):
             "Series currently held for /metrics.",
             value=runner.prometheus.series_count(),
         )
+        yield CounterMetricFamily(
+            "fleet_metrics_prometheus_series_evicted",
+            "Series forgotten to stay within [prometheus] max_series.",
+            value=runner.prometheus.evicted,
+        )
+        agents = runner.agents_source()
+        if agents is not None:
+            yield from _agents(agents)
+
+
+def _agents(source: AgentsSource) -> Iterator[Metric]:
+    """The agents endpoint and hub: who connects, who is refused, what arrives.
+
+    Per-host batch counters are the source's own ``fleet_agent_*{host}`` series; these are
+    their sums over all hosts, plus what has no host (refusals, faults).
+    """
+    hub = source.hub
+    stats = hub.stats
+    limiter = hub.limiter
+    states = hub.hosts.values()
+    yield from _counters(
+        "fleet_metrics_agents_",
+        [
+            (
+                "connections",
+                "Agent connections accepted (hello and token good).",
+                stats.connections,
+            ),
+            (
+                "auth_failures",
+                "Hellos refused: unknown host, wrong token or revoked host (one count).",
+                stats.auth_failures,
+            ),
+            (
+                "missing_token",
+                "Upgrade requests without Authorization: Bearer (answered 401).",
+                stats.missing_token,
+            ),
+            (
+                "token_in_url",
+                "Upgrade requests with the token in the URL (answered 400).",
+                stats.token_in_url,
+            ),
+            (
+                "rate_limited",
+                "Connections closed at once: too many failed attempts from the address.",
+                stats.rate_limited,
+            ),
+            (
+                "failed_attempts",
+                "Failed attempts the rate limiter counted (auth failures, missing tokens).",
+                limiter.failed,
+            ),
+            (
+                "limiter_evicted",
+                "Addresses the rate limiter forgot because its table was full.",
+                limiter.evicted,
+            ),
+            ("replaced", "Connections replaced by a newer one of the same host.", stats.replaced),
+            (
+                "revoked",
+                "Live connections cut: the host was removed or its token rotated.",
+                stats.revoked,
+            ),
+            (
+                "batches_received",
+                "Batches applied, over all hosts.",
+                sum(s.batches_received for s in states),
+            ),
+            (
+                "batches_replayed",
+                "Applied batches collected before their connection began, over all hosts.",
+                sum(s.batches_replayed for s in states),
+            ),
+            (
+                "batches_duplicate",
+                "Batches seen before (acked, not applied again), over all hosts.",
+                sum(s.batches_duplicate for s in states),
+            ),
+            (
+                "seq_gaps",
+                "Batches never received (gaps in sequence numbers), over all hosts.",
+                sum(s.seq_gaps for s in states),
+            ),
+            (
+                "samples_dropped",
+                "Samples dropped by the per-batch or per-host series cap, over all hosts.",
+                sum(s.samples_dropped for s in states),
+            ),
+            (
+                "batches_rewound",
+                "Applied batches the line protocol output dropped before they were acked;"
+                " their agents were disconnected to send them again.",
+                stats.rewound,
+            ),
+            (
+                "checkpoints_failed",
+                "Times applied batches could not be made durable (output or database failed);"
+                " their acks wait for the next flush.",
+                source.checkpoints_failed,
+            ),
+        ],
+    )
+    closed = CounterMetricFamily(
+        "fleet_metrics_agents_protocol_errors",
+        "Connections closed for a bad message, by WebSocket close code"
+        " (4000 malformed, 4003 too large, 4010 version, 1009/1002 from the WebSocket layer).",
+        labels=["code"],
+    )
+    for code, count in sorted(stats.closed_by_code.items()):
+        closed.add_metric([str(code)], count)
+    yield closed
+    for name, help_text, value in (
+        ("hosts_known", "Hosts registered (within max_hosts).", len(hub.hosts)),
+        (
+            "hosts_online",
+            "Hosts online (connected, or within the grace period).",
+            hub.online_count(),
+        ),
+        ("hosts_over_cap", "Registered hosts beyond max_hosts, not served.", stats.hosts_over_cap),
+        ("limiter_addresses", "Client addresses the rate limiter tracks.", len(limiter)),
+        (
+            "unacked_batches",
+            "Batches applied and not yet acked (waiting to be durable).",
+            hub.unacked(),
+        ),
+    ):
+        yield GaugeMetricFamily(f"fleet_metrics_agents_{name}", help_text, value=value)
 
 
 def _counters(prefix: str, rows: list[tuple[str, str, float]]) -> Iterator[Metric]:

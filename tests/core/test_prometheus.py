@@ -234,3 +234,45 @@ def test_gauge_named_like_a_counter_is_renamed_and_passes_promtool() -> None:
         "tasmota_sensor_uptimeh": "gauge",
         "x_requests_total": "counter",
     }
+
+
+def test_a_declared_name_is_written_verbatim_and_an_undeclared_one_is_still_linted() -> None:
+    sink = PrometheusSink(ttl=60.0, clock=Clock())
+    sink.add_help(
+        {
+            "node_memory_MemTotal_bytes": "Memory information field MemTotal_bytes.",
+            "node_cpu_seconds": "Seconds the CPUs spent in each mode.",
+        }
+    )
+    sink.add(Sample("node_memory", {"host": "h"}, {"MemTotal_bytes": 8.0}, 1))
+    sink.add(Sample("node_memory", {"host": "h"}, {"MemFree_bytes": 2.0}, 1))  # not declared
+    sink.add(
+        Sample("node_cpu", {"host": "h", "mode": "idle"}, {"seconds": 5.0}, 1,
+               counters=frozenset({"seconds"}))
+    )  # fmt: skip
+    text = render(sink)
+    assert "# HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.\n" in text
+    assert 'node_memory_MemTotal_bytes{host="h"} 8.0\n' in text
+    assert 'node_memory_memfree_bytes{host="h"} 2.0\n' in text  # rule 1 still applies
+    assert "node_memory_MemFree_bytes" not in text
+    assert 'node_cpu_seconds_total{host="h",mode="idle"} 5.0\n' in text
+
+
+@pytest.mark.parametrize("declared", ["bad name", "1st_metric", "a-b", ""])
+def test_a_declared_name_that_is_no_prometheus_name_is_still_sanitized(declared: str) -> None:
+    sink = PrometheusSink(ttl=60.0, clock=Clock())
+    sink.add_help({declared: "declared, but not a valid name"})
+    sink.add(Sample(declared, {}, {"": 1.0} if declared else {"value": 1.0}, 1))
+    text = render(sink)
+    promtool_check(text)
+    for family in text_string_to_metric_families(text):
+        assert family.name == sanitize_metric_name(family.name, "gauge")
+
+
+def test_samples_for_the_other_sink_are_skipped() -> None:
+    sink = PrometheusSink(ttl=60.0, clock=Clock())
+    sink.add(Sample("lp_only", {}, {"v": 1.0}, 1, sink="line_protocol"))
+    sink.add(Sample("prom_only", {}, {"v": 1.0}, 1, sink="prometheus"))
+    sink.add(Sample("both", {}, {"v": 1.0}, 1))
+    text = render(sink)
+    assert "lp_only" not in text and "prom_only_v" in text and "both_v" in text

@@ -25,6 +25,7 @@ from ...agent.protocol import (
     CLOSE_RATE_LIMITED,
     CLOSE_TOO_LARGE,
     MAX_MESSAGE_BYTES,
+    Ack,
     Batch,
     Hello,
     ProtocolError,
@@ -45,13 +46,34 @@ _DEAD_LETTER_BYTES: Final = 4096
 
 
 class _WsConnection:
-    """A hub ``Connection``: closing is scheduled, since the hub never waits."""
+    """A hub ``Connection``: closing and deferred acks are scheduled, since the hub never
+    waits. One ack task at a time: an ack asked for while one is being sent replaces the
+    waiting one (acks are cumulative, so only the highest matters)."""
 
-    __slots__ = ("_closing", "ws")
+    __slots__ = ("_ack_task", "_closing", "_next_ack", "ws")
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
         self._closing: asyncio.Task[bool] | None = None
+        self._ack_task: asyncio.Task[None] | None = None
+        self._next_ack: Ack | None = None
+
+    def send_ack(self, ack: Ack) -> None:
+        if self._closing is not None or self.ws.closed:
+            return
+        self._next_ack = ack
+        if self._ack_task is None:
+            self._ack_task = asyncio.get_running_loop().create_task(self._send_acks())
+
+    async def _send_acks(self) -> None:
+        try:
+            while (ack := self._next_ack) is not None:
+                self._next_ack = None
+                await self.ws.send_str(encode(ack).decode())
+        except (ConnectionError, RuntimeError):
+            pass  # the connection is going; the agent gets the ack after it reconnects
+        finally:
+            self._ack_task = None
 
     def close(self, code: int, reason: str) -> None:
         if self._closing is None and not self.ws.closed:
@@ -80,6 +102,7 @@ async def handle_agent(request: web.Request, hub: Hub) -> web.StreamResponse:
     try:
         hello = await asyncio.wait_for(_first_message(ws, hub), HELLO_TIMEOUT)
     except TimeoutError:
+        hub.stats.closed_with(CLOSE_MALFORMED)
         hub.rejects.reject("timeout", "no hello in time", topic=f"agent:{address}")
         await ws.close(code=CLOSE_MALFORMED, message=b"no hello in time")
         return ws
@@ -109,9 +132,10 @@ async def handle_agent(request: web.Request, hub: Hub) -> web.StreamResponse:
                 await _refuse(ws, hub, err, hello.host, message.data)
                 break
             ack = hub.apply(state, connection, batch)
-            if ack is None:
+            if ack is not None:
+                await ws.send_str(encode(ack).decode())
+            elif not hub.is_current(state, connection):
                 break
-            await ws.send_str(encode(ack).decode())
     finally:
         hub.disconnect(state, connection)
     return ws
@@ -136,6 +160,7 @@ async def _refuse(
     ws: web.WebSocketResponse, hub: Hub, err: ProtocolError, host: str, data: str | bytes
 ) -> None:
     kind = "too_large" if err.code == CLOSE_TOO_LARGE else "malformed"
+    hub.stats.closed_with(err.code)
     payload = data.encode("utf-8", "replace") if isinstance(data, str) else data
     hub.rejects.reject(
         kind, err.reason[:300], topic=f"agent:{host}", payload=payload[:_DEAD_LETTER_BYTES]
@@ -151,4 +176,6 @@ def _note_error(ws: web.WebSocketResponse, hub: Hub, host: str, message: WSMessa
     if message.type != WSMsgType.ERROR or error is None:
         return
     too_big = getattr(error, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
+    code = WSCloseCode.MESSAGE_TOO_BIG if too_big else WSCloseCode.PROTOCOL_ERROR
+    hub.stats.closed_with(int(code))
     hub.rejects.reject("too_large" if too_big else "malformed", str(error)[:300], f"agent:{host}")

@@ -12,6 +12,11 @@ Rules (issue 9):
   is not the host's, because ``disconnect`` only counts for the host's current connection;
 - a batch at or below the last applied seq of the same boot_id is acked, counted as a
   duplicate and not applied again; a jump in seq counts the missing batches as gaps;
+- with ``deferred_acks`` (the runner) a batch is acked only once it is durable: the owner
+  takes a ``checkpoint()``, makes everything applied so far durable (writes the outputs,
+  saves the progress) and then calls ``committed``, which acks every host up to its
+  checkpointed seq. The welcome's ``resume_from`` is the durable seq, never more, so an
+  agent never forgets a batch a crash of the server could still lose;
 - caps, each with counted overflow: hosts (from the store), samples per batch, series per
   host.
 """
@@ -36,6 +41,7 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_GRACE = 90.0
 GOING_AWAY = 1001  # RFC 6455: the server is going down
+TRY_AGAIN_LATER = 1013  # RFC 6455 registry: overloaded; the agent reconnects with backoff
 # A batch collected this long before its connection began was buffered through an outage.
 REPLAY_SLACK = 5.0
 
@@ -50,10 +56,25 @@ class Refused(Exception):
 
 
 class Connection(Protocol):
-    """What the hub needs of a connection: a way to end it."""
+    """What the hub needs of a connection: a way to end it and to ack later."""
 
     def close(self, code: int, reason: str) -> None:
         """Close soon (from inside the event loop, without waiting)."""
+
+    def send_ack(self, ack: Ack) -> None:
+        """Send ``ack`` soon (from inside the event loop, without waiting)."""
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class CallLater(Protocol):
+    """``loop.call_later``'s shape; tests pass a clock they move by hand."""
+
+    def __call__(
+        self, delay: float, callback: Callable[[HostState], None], state: HostState, /
+    ) -> Timer: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +97,12 @@ class HubStats:
     replaced: int = 0
     revoked: int = 0  # live connections cut because the host was removed or rotated
     hosts_over_cap: int = 0
+    rewound: int = 0  # batches applied, then lost by an output before they were durable
+    closed_by_code: dict[int, int] = field(default_factory=dict)  # protocol faults, by code
+
+    def closed_with(self, code: int) -> None:
+        """Bounded: the codes are the protocol's constants and aiohttp's few."""
+        self.closed_by_code[code] = self.closed_by_code.get(code, 0) + 1
 
 
 @dataclass(slots=True, eq=False)
@@ -85,7 +112,8 @@ class HostState:
     name: str
     token_hash: str
     boot_id: str = ""
-    last_seq: int = 0
+    last_seq: int = 0  # highest seq applied
+    acked_seq: int = 0  # highest seq acked: durable (saved, and written by the outputs)
     last_seen: float | None = None  # unix seconds of the last accepted hello or batch
     agent_version: str = ""
     online: bool = False
@@ -98,10 +126,18 @@ class HostState:
     samples_dropped: int = 0
     series: set[tuple[object, ...]] = field(default_factory=set)
     naming: HostNaming = field(init=False)
-    offline_timer: asyncio.TimerHandle | None = None
+    offline_timer: Timer | None = None
 
     def __post_init__(self) -> None:
         self.naming = HostNaming(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What was applied when the owner began making it durable (see ``Hub.checkpoint``)."""
+
+    marks: tuple[tuple[HostState, str, int], ...]  # (host, boot_id, last applied seq)
+    progress: tuple[Progress, ...]
 
 
 HostListener = Callable[[HostState], None]
@@ -117,6 +153,8 @@ class Hub:
         rejects: Rejects | None = None,
         limiter: FailureLimiter | None = None,
         clock: Callable[[], float] = time.time,
+        deferred_acks: bool = False,
+        call_later: CallLater | None = None,
     ) -> None:
         self._emit: Callable[[Sample], None] = emit or _drop
         self.rejects = rejects if rejects is not None else Rejects("agents")
@@ -124,6 +162,8 @@ class Hub:
         self.limits = limits or HubLimits()
         self._reload_hosts = reload_hosts
         self._clock = clock
+        self.deferred_acks = deferred_acks
+        self._call_later = call_later
         self.hosts: dict[str, HostState] = {}
         self.stats = HubStats()
         self._dirty: set[str] = set()
@@ -167,6 +207,7 @@ class Hub:
                     token_hash=record.token_hash,
                     boot_id=record.boot_id,
                     last_seq=record.last_seq,
+                    acked_seq=record.last_seq,  # what was saved is durable
                     last_seen=record.last_seen,
                     agent_version=record.agent_version,
                 )
@@ -255,6 +296,7 @@ class Hub:
         if hello.boot_id != state.boot_id:
             state.boot_id = hello.boot_id
             state.last_seq = 0
+            state.acked_seq = 0
         now = self._clock()
         state.connected_at = now
         state.last_seen = now
@@ -264,17 +306,23 @@ class Hub:
             state.online = True
             _LOGGER.info("host %s online (agent %s)", state.name, hello.agent_version)
             self._notify(self._on_online, state)
-        return Welcome(resume_from=state.last_seq)
+        return Welcome(resume_from=state.acked_seq)
+
+    def is_current(self, state: HostState, connection: Connection) -> bool:
+        """Whether ``connection`` may still send batches (not replaced, server not stopping)."""
+        return state.connection is connection and not self.closed
 
     def apply(self, state: HostState, connection: Connection, batch: Batch) -> Ack | None:
-        """Apply ``batch`` once; the ack to send, or None if the connection was replaced."""
+        """Apply ``batch`` once; the ack to send now, or None: deferred (see ``committed``),
+        or the connection is no longer current (``is_current``)."""
         if state.connection is not connection or self.closed:
             return None
         now = self._clock()
         state.last_seen = now
         if batch.seq <= state.last_seq:
             state.batches_duplicate += 1
-            return Ack(state.last_seq)
+            self._dirty.add(state.name)  # the next commit acks it
+            return None if self.deferred_acks else Ack(state.last_seq)
         if batch.seq > state.last_seq + 1:
             state.seq_gaps += batch.seq - state.last_seq - 1
         samples = batch.samples
@@ -308,6 +356,9 @@ class Hub:
                 listener(state, batch)
             except Exception:
                 _LOGGER.exception("batch listener failed")
+        if self.deferred_acks:
+            return None
+        state.acked_seq = batch.seq
         return Ack(batch.seq)
 
     def disconnect(self, state: HostState, connection: Connection) -> None:
@@ -318,8 +369,8 @@ class Hub:
     def _disconnected(self, state: HostState) -> None:
         state.connection = None
         if state.online and state.offline_timer is None:
-            loop = asyncio.get_running_loop()
-            state.offline_timer = loop.call_later(self.limits.grace, self._grace_over, state)
+            call_later = self._call_later or asyncio.get_running_loop().call_later
+            state.offline_timer = call_later(self.limits.grace, self._grace_over, state)
 
     def _grace_over(self, state: HostState) -> None:
         state.offline_timer = None
@@ -341,8 +392,67 @@ class Hub:
 
     # --- what the owner persists and exports ----------------------------------------------
 
+    def reopen(self) -> None:
+        """Accept hellos again after ``close_all`` (the owner restarts)."""
+        self.closed = False
+
+    def checkpoint(self) -> Checkpoint:
+        """What changed since the last checkpoint. The owner makes it durable, then calls
+        ``committed`` (acks go out) or, if it could not, ``abandoned`` (tried again next)."""
+        marks: list[tuple[HostState, str, int]] = []
+        progress: list[Progress] = []
+        for name in self._dirty:
+            state = self.hosts.get(name)
+            if state is None:
+                continue
+            marks.append((state, state.boot_id, state.last_seq))
+            progress.append(
+                Progress(name, state.boot_id, state.last_seq, state.last_seen or 0.0,
+                         state.agent_version)
+            )  # fmt: skip
+        self._dirty.clear()
+        return Checkpoint(tuple(marks), tuple(progress))
+
+    def committed(self, checkpoint: Checkpoint) -> None:
+        """``checkpoint`` is durable: ack each host up to it on its current connection."""
+        for state, boot_id, seq in checkpoint.marks:
+            if self.hosts.get(state.name) is not state or state.boot_id != boot_id:
+                continue  # removed, or its agent restarted meanwhile: nothing to ack
+            if seq > state.acked_seq:
+                state.acked_seq = seq
+            connection = state.connection
+            if connection is not None and state.acked_seq > 0 and not self.closed:
+                connection.send_ack(Ack(state.acked_seq))
+
+    def abandoned(self, checkpoint: Checkpoint) -> None:
+        """``checkpoint`` could not be made durable: its hosts go into the next one."""
+        for state, _, _ in checkpoint.marks:
+            if self.hosts.get(state.name) is state:
+                self._dirty.add(state.name)
+
+    def rewind(self, checkpoint: Checkpoint) -> None:
+        """The outputs lost part of ``checkpoint`` (a buffer overflowed): forget every host's
+        unacked batches and close its connection (1013, try again later), so its agent
+        reconnects, hears ``resume_from`` = the durable seq, and sends them again."""
+        for state, boot_id, _ in checkpoint.marks:
+            if self.hosts.get(state.name) is not state or state.boot_id != boot_id:
+                continue
+            if state.last_seq > state.acked_seq:
+                self.stats.rewound += state.last_seq - state.acked_seq
+                state.last_seq = state.acked_seq
+            self._dirty.add(state.name)
+            if state.connection is not None:
+                # Detached at once: a batch already on its way must not be applied past
+                # the rewound seq (it would count as a gap and arrive out of order).
+                state.connection.close(TRY_AGAIN_LATER, "output overloaded; send again")
+                self._disconnected(state)
+
+    def unacked(self) -> int:
+        """Batches applied and not yet acked, over all hosts."""
+        return sum(state.last_seq - state.acked_seq for state in self.hosts.values())
+
     def progress(self) -> list[Progress]:
-        """What changed since the last call, for the store."""
+        """What changed since the last call, for the store (immediate acks only)."""
         out = [
             Progress(s.name, s.boot_id, s.last_seq, s.last_seen or 0.0, s.agent_version)
             for name in self._dirty

@@ -2,21 +2,33 @@
 
 The source owns the hub for as long as it runs: it loads the registered hosts, notices the
 ``hosts`` command's changes through ``PRAGMA data_version`` every ``poll_interval`` (so a
-removed or rotated host is cut off within about a second), saves what the hub reached
-(boot_id, last seq, last seen) on the same beat and when it stops, and re-emits every
-host's ``fleet_agent_*`` status every ``status_interval`` so that no status series ever
-reaches the Prometheus TTL. Writes go to a worker thread: the ``hosts`` command may hold the
-database's write lock for a moment, and the event loop must not wait for it.
+removed or rotated host is cut off within about a second), and re-emits every host's
+``fleet_agent_*`` status every ``status_interval`` so that no status series ever reaches
+the Prometheus TTL.
+
+Nothing is acked before it is durable (``checkpoint``): the hub's state is snapshotted,
+``flush_output`` writes every line the outputs hold (so the batches' lines are out of the
+process), then the progress (boot_id, last seq, last seen) is saved in one transaction, and
+only then the agents get their acks. A runner killed at any moment has therefore saved
+every batch it acked, and an agent keeps every batch that might not have been written. What
+a kill can still do: land between the output write and the SQLite commit (a few ms), in
+which case those batches are written again after the restart, as identical points (same
+series, same timestamp), which InfluxDB stores once. When the output's buffer overflowed
+(it dropped lines of batches not yet acked), the hosts of that checkpoint are rewound to what
+is durable and disconnected, so that their agents send those batches again. The runner
+sets ``flush_output`` and calls ``checkpoint`` after each of its flushes; without it (tests,
+Home Assistant) the source checkpoints every ``poll_interval``. Saves go to a worker
+thread: the ``hosts`` command may hold the database's write lock for a moment, and the
+event loop must not wait.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar, Literal
 
 import voluptuous as vol
 
@@ -29,6 +41,9 @@ from .store import HostRecord, HostStore
 from .tokens import FailureLimiter
 
 _LOGGER = logging.getLogger(__name__)
+
+# What became of the lines an output held: all out, some kept for a retry, some dropped.
+FlushOutcome = Literal["written", "pending", "lost"]
 
 DEFAULT_DATABASE = "fleet-metrics-agents.sqlite"
 
@@ -55,6 +70,10 @@ class AgentsSource(Source):
         super().__init__(name, config, context)
         self._store: HostStore | None = None
         self._store_lock = threading.Lock()
+        self._checkpoint_lock = asyncio.Lock()
+        # Set by the runner: flush every output and say what became of the buffered lines.
+        self.flush_output: Callable[[], Awaitable[FlushOutcome]] | None = None
+        self.checkpoints_failed = 0
         self.hub = Hub(
             limits=HubLimits(
                 grace=config["grace"],
@@ -65,6 +84,7 @@ class AgentsSource(Source):
             reload_hosts=self._read_hosts,
             rejects=self.rejects,
             limiter=FailureLimiter(limit=config["failed_logins_per_minute"], window=60.0),
+            deferred_acks=True,
         )
         self.hub.subscribe(on_batch=self._count_batch)
         self.ready = False
@@ -82,6 +102,7 @@ class AgentsSource(Source):
 
     async def run(self, emit: Emit) -> None:
         self._store = await asyncio.to_thread(HostStore, self.config["database"])
+        self.hub.reopen()  # after a restart by the supervisor
         self.hub.set_emit(emit)
         version = self._store.data_version()
         self.hub.set_hosts(self._read_hosts())
@@ -102,26 +123,57 @@ class AgentsSource(Source):
             if current != version:
                 version = current
                 self.hub.set_hosts(self._read_hosts())
-            await self._save()
+            if self.flush_output is None:
+                await self.checkpoint()
             self.stats.parse_errors = self.rejects.total
 
-    async def _save(self) -> None:
-        progress = self.hub.progress()
-        store = self._store
-        if progress and store is not None:
+    async def checkpoint(self) -> None:
+        """Make what the hub applied durable, then ack it (see the module docstring).
 
-            def save() -> None:
-                with self._store_lock:
-                    store.save_progress(progress)
+        The snapshot comes first: a batch applied during the flush is in the next one.
+        """
+        async with self._checkpoint_lock:
+            store = self._store
+            if store is None:
+                return
+            checkpoint = self.hub.checkpoint()
+            if not checkpoint.marks:
+                if self.flush_output is not None:
+                    await self.flush_output()
+                return
+            try:
+                outcome = "written" if self.flush_output is None else await self.flush_output()
+                durable = outcome == "written"
+                if durable:
 
-            await asyncio.to_thread(save)
+                    def save() -> None:
+                        with self._store_lock:
+                            store.save_progress(checkpoint.progress)
+
+                    await asyncio.to_thread(save)
+            except BaseException:
+                self.hub.abandoned(checkpoint)
+                self.checkpoints_failed += 1
+                raise
+            if durable:
+                self.hub.committed(checkpoint)
+                return
+            self.checkpoints_failed += 1
+            if outcome == "lost":
+                # The output dropped lines of unacked batches: the agents send them again.
+                self.hub.rewind(checkpoint)
+            else:
+                self.hub.abandoned(checkpoint)
 
     async def close(self) -> None:
+        """Stop applying, make the last batches durable, close the database."""
         self.ready = False
         self.hub.close_all(GOING_AWAY, "server stopping")
         if self._store is not None:
-            with contextlib.suppress(Exception):
-                await self._save()
+            try:
+                await self.checkpoint()
+            except Exception as err:  # the agents send these batches again
+                _LOGGER.warning("agents: last progress not saved: %s", err)
             with self._store_lock:
                 self._store.close()
             self._store = None
