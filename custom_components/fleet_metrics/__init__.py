@@ -1,4 +1,4 @@
-"""Fleet Metrics: device fleets (OpenDTU, Tasmota, TickrMeter) in Home Assistant."""
+"""Fleet Metrics: device fleets (OpenDTU, Tasmota, TickrMeter) and host agents in Home Assistant."""
 
 from __future__ import annotations
 
@@ -7,25 +7,37 @@ from collections.abc import Awaitable, Callable
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.device_registry import DeviceEntry
+from homeassistant.helpers.typing import ConfigType
 
+from .agents import AgentsRuntime, async_remove_agents, async_setup_agents
+from .agents.server import async_setup_agent_server
 from .compat import reload_on_options_change
-from .const import CONF_KIND, DOMAIN, KIND_OPENDTU, KIND_TASMOTA, KIND_TICKRMETER
+from .const import CONF_KIND, DOMAIN, KIND_AGENTS, KIND_OPENDTU, KIND_TASMOTA, KIND_TICKRMETER
 from .opendtu import OpenDtuRuntime, async_setup_opendtu
 from .tasmota import TasmotaRuntime, async_setup_tasmota
 from .tasmota.entity import device_identifier
 from .tickrmeter import TickrMeterRuntime, async_setup_tickrmeter
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-type FleetMetricsRuntime = OpenDtuRuntime | TasmotaRuntime | TickrMeterRuntime
+type FleetMetricsRuntime = OpenDtuRuntime | TasmotaRuntime | TickrMeterRuntime | AgentsRuntime
 type FleetMetricsConfigEntry = ConfigEntry[FleetMetricsRuntime]
 
 SETUP: dict[str, Callable[[HomeAssistant, ConfigEntry], Awaitable[FleetMetricsRuntime]]] = {
     KIND_OPENDTU: async_setup_opendtu,
     KIND_TASMOTA: async_setup_tasmota,
     KIND_TICKRMETER: async_setup_tickrmeter,
+    KIND_AGENTS: async_setup_agents,
 }
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """The host agent endpoint is one per HA, whether a "Host agents" entry exists or not."""
+    await async_setup_agent_server(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> bool:
@@ -39,13 +51,19 @@ async def async_unload_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
+async def async_remove_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> None:
+    """Deleting the "Host agents" entry forgets where its hosts' agents were."""
+    if entry.data.get(CONF_KIND) == KIND_AGENTS:
+        async_remove_agents(hass, entry)
+
+
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: FleetMetricsConfigEntry, device: DeviceEntry
 ) -> bool:
     """Tasmota devices can be removed; one that still reports comes back.
 
     OpenDTU devices follow the DTU's own inverter list, so they are removed there; a
-    TickrMeter fleet is the entry itself.
+    TickrMeter fleet is the entry itself; a host goes with its subentry (which revokes it).
     """
     runtime = entry.runtime_data
     if not isinstance(runtime, TasmotaRuntime):

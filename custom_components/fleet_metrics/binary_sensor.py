@@ -6,11 +6,16 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import FleetMetricsConfigEntry
+from .agents import AgentsRuntime
+from .agents.binary_sensor import async_setup_binary_sensors as setup_agents
 from .opendtu import OpenDtuRuntime
 from .opendtu.binary_sensor import async_setup_binary_sensors as setup_opendtu
 from .platform_setup import KindSetup, setup_for_kind
 from .tasmota import TasmotaRuntime
 from .tasmota.binary_sensor import async_setup_binary_sensors as setup_tasmota
+
+# Entities are pushed to, never polled: no limit on parallel updates.
+PARALLEL_UPDATES = 0
 
 
 async def async_setup_entry(
@@ -18,5 +23,9 @@ async def async_setup_entry(
     entry: FleetMetricsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    setups: dict[type, KindSetup] = {OpenDtuRuntime: setup_opendtu, TasmotaRuntime: setup_tasmota}
+    setups: dict[type, KindSetup] = {
+        OpenDtuRuntime: setup_opendtu,
+        TasmotaRuntime: setup_tasmota,
+        AgentsRuntime: setup_agents,
+    }
     setup_for_kind(entry, async_add_entities, setups)

@@ -11,6 +11,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlow,
 )
 from homeassistant.const import (
@@ -32,6 +33,7 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 
+from .agents.config_flow import HostSubentryFlow
 from .broker import probe_broker
 from .compat import ReloadingOptionsFlow
 from .const import (
@@ -53,10 +55,12 @@ from .const import (
     DEFAULT_TICKRMETER_UPDATE_INTERVAL,
     DEFAULT_TIMEOUT_RATIO_PERCENT,
     DOMAIN,
+    KIND_AGENTS,
     KIND_OPENDTU,
     KIND_TASMOTA,
     KIND_TICKRMETER,
     MIN_SCAN_INTERVAL,
+    SUBENTRY_HOST,
 )
 from .core.sources.opendtu.client import (
     DEFAULT_USERNAME,
@@ -216,8 +220,35 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         return self.async_show_menu(
-            step_id="user", menu_options=[KIND_OPENDTU, KIND_TASMOTA, KIND_TICKRMETER]
+            step_id="user",
+            menu_options=[KIND_OPENDTU, KIND_TASMOTA, KIND_TICKRMETER, KIND_AGENTS],
         )
+
+    async def async_step_agents(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One "Host agents" entry per HA: HA has one agent endpoint, hosts go under it."""
+        if any(e.data.get(CONF_KIND) == KIND_AGENTS for e in self._async_current_entries()):
+            return self.async_abort(reason="single_instance_allowed")
+        await self.async_set_unique_id(KIND_AGENTS)
+        self._abort_if_unique_id_configured()
+        if user_input is not None:
+            return self.async_create_entry(title="Host agents", data={CONF_KIND: KIND_AGENTS})
+        return self.async_show_form(step_id="agents", data_schema=vol.Schema({}))
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Hosts are added under the "Host agents" entry."""
+        if config_entry.data.get(CONF_KIND) == KIND_AGENTS:
+            return {SUBENTRY_HOST: HostSubentryFlow}
+        return {}
+
+    @classmethod
+    @callback
+    def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
+        """Every kind but host agents, whose hosts are its subentries, has options."""
+        return config_entry.data.get(CONF_KIND) != KIND_AGENTS
 
     async def async_step_opendtu(
         self, user_input: dict[str, Any] | None = None
@@ -284,6 +315,8 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         entry = self._get_reconfigure_entry()
+        if entry.data[CONF_KIND] not in SCHEMAS:
+            return self.async_abort(reason="nothing_to_reconfigure")
         errors: dict[str, str] = {}
         if user_input is not None and (done := await self._update_entry(entry, user_input, errors)):
             return done

@@ -37,3 +37,10 @@ DEFAULT_TIMEOUT_RATIO_PERCENT: Final = 10
 DEFAULT_P95_LATENCY: Final = 5.0
 EVENT_SYMBOL_DEGRADED: Final = "fleet_metrics_symbol_degraded"
 EVENT_SYMBOL_RECOVERED: Final = "fleet_metrics_symbol_recovered"
+
+KIND_AGENTS: Final = "agents"
+SUBENTRY_HOST: Final = "host"
+CONF_TOKEN_HASH: Final = "token_hash"
+AGENT_PATH: Final = "/api/fleet_metrics/agent"
+EVENT_HOST_ONLINE: Final = "fleet_metrics_host_online"
+EVENT_HOST_OFFLINE: Final = "fleet_metrics_host_offline"

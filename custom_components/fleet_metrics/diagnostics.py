@@ -10,11 +10,16 @@ from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
 from . import FleetMetricsConfigEntry
+from .agents import AgentsRuntime
+from .agents.coordinator import AgentsCoordinator
+from .const import CONF_TOKEN_HASH
 from .core.mqtt.session import BrokerSession
 from .opendtu import OpenDtuRuntime
 from .tickrmeter import TickrMeterRuntime
 
-TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, "mac", "ip", "bssid"}
+# Host tokens are never stored; their hashes are, and stay out as well (belt and braces: the
+# agents part below never reads them in the first place).
+TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, "mac", "ip", "bssid", "token", CONF_TOKEN_HASH}
 
 
 async def async_get_config_entry_diagnostics(
@@ -31,6 +36,8 @@ async def async_get_config_entry_diagnostics(
             "last_update_success": coordinator.last_update_success,
             "snapshot": dataclasses.asdict(coordinator.data),
         }
+    elif isinstance(runtime, AgentsRuntime):
+        state = _agents(runtime.coordinator)
     elif isinstance(runtime, TickrMeterRuntime):
         tickrmeter = runtime.coordinator
         tracker = tickrmeter.tracker
@@ -76,4 +83,44 @@ def _broker(session: BrokerSession) -> dict[str, Any]:
         "messages": session.messages,
         "subscription_failures": session.subscription_failures,
         "failed_subscriptions": dict(session.failed_subscriptions),
+    }
+
+
+def _agents(coordinator: AgentsCoordinator) -> dict[str, Any]:
+    """Each host's connection state and readings; no token and no hash."""
+    hub = coordinator.hub
+    hosts: dict[str, Any] = {}
+    for name, readings in coordinator.data.items():
+        host = hub.hosts.get(name)
+        hosts[name] = {
+            "online": host.online if host else False,
+            "connected": host is not None and host.connection is not None,
+            "last_seen": host.last_seen if host else None,
+            "agent_version": host.agent_version if host else "",
+            "last_seq": host.last_seq if host else 0,
+            "batches_received": host.batches_received if host else 0,
+            "batches_replayed": host.batches_replayed if host else 0,
+            "batches_duplicate": host.batches_duplicate if host else 0,
+            "seq_gaps": host.seq_gaps if host else 0,
+            "samples_dropped": host.samples_dropped if host else 0,
+            "readings": {
+                **{
+                    field.name: getattr(readings, field.name)
+                    for field in dataclasses.fields(readings)
+                    if not field.name.startswith("_") and field.name != "temperatures"
+                },
+                "temperatures": {
+                    f"{chip}/{sensor}": value
+                    for (chip, sensor), value in readings.temperatures.items()
+                },
+            },
+        }
+    return {
+        "hub": {
+            "stats": dataclasses.asdict(hub.stats),
+            "rejects": dict(hub.rejects.by_kind),
+            "grace_seconds": hub.limits.grace,
+            "failed_logins_tracked": len(hub.limiter),
+        },
+        "hosts": hosts,
     }

@@ -6,6 +6,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import FleetMetricsConfigEntry
+from .agents import AgentsRuntime
+from .agents.sensor import async_setup_sensors as setup_agents
 from .opendtu import OpenDtuRuntime
 from .opendtu.sensor import async_setup_sensors as setup_opendtu
 from .platform_setup import KindSetup, setup_for_kind
@@ -13,6 +15,9 @@ from .tasmota import TasmotaRuntime
 from .tasmota.sensor import async_setup_sensors as setup_tasmota
 from .tickrmeter import TickrMeterRuntime
 from .tickrmeter.sensor import async_setup_sensors as setup_tickrmeter
+
+# Entities are pushed to, never polled: no limit on parallel updates.
+PARALLEL_UPDATES = 0
 
 
 async def async_setup_entry(
@@ -24,5 +29,6 @@ async def async_setup_entry(
         OpenDtuRuntime: setup_opendtu,
         TasmotaRuntime: setup_tasmota,
         TickrMeterRuntime: setup_tickrmeter,
+        AgentsRuntime: setup_agents,
     }
     setup_for_kind(entry, async_add_entities, setups)

@@ -16,7 +16,7 @@ from .conftest import DTU_UNIQUE_ID, Reloads, setup_entry
 async def start_opendtu_flow(hass: HomeAssistant) -> str:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["opendtu", "tasmota", "tickrmeter"]
+    assert result["menu_options"] == ["opendtu", "tasmota", "tickrmeter", "agents"]
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": "opendtu"}
     )

@@ -1,0 +1,123 @@
+"""Adding a host under "Host agents": a name in, its token and agent config out, once.
+
+The token is made when the name is accepted, shown on the next step (with the agent config
+to paste), and only its SHA-256 hash is stored, in the host's subentry: nothing can show it
+again. "New token" (the subentry's reconfigure) does the same for an existing host; the old
+token stops working, and its live connection is cut, when the new one is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import voluptuous as vol
+from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.const import CONF_HOST
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.network import NoURLAvailableError, get_url
+
+from ..const import AGENT_PATH, CONF_TOKEN_HASH, SUBENTRY_HOST
+from ..core.sources.agents.store import valid_host_name
+from ..core.sources.agents.tokens import hash_token, make_token
+
+FALLBACK_URL: Final = "http://homeassistant.local:8123"
+HOST_SCHEMA = vol.Schema({vol.Required(CONF_HOST): str})
+
+
+def agent_url(hass: HomeAssistant) -> str:
+    """HA's own address as the agent's ws:// or wss:// URL; a guess when HA knows none."""
+    try:
+        base = get_url(hass, allow_ip=True)
+    except NoURLAvailableError:
+        base = FALLBACK_URL
+    parts = urlsplit(base)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, AGENT_PATH, "", ""))
+
+
+def agent_toml(host: str, url: str, token: str) -> str:
+    """The agent config for ``host``; the same keys as the runner's ``hosts add`` prints."""
+    return f'host = "{host}"\n\n[[servers]]\nurl = "{url}"\ntoken = "{token}"\n'
+
+
+class HostSubentryFlow(ConfigSubentryFlow):
+    """Add a host (``user``, then ``token``) or give it a new token (``reconfigure``)."""
+
+    _host: str
+    _token: str
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Ask for the host's name, the one its agent sends in its hello."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = str(user_input[CONF_HOST]).strip()
+            taken = {
+                subentry.data.get(CONF_HOST)
+                for subentry in self._get_entry().subentries.values()
+                if subentry.subentry_type == SUBENTRY_HOST
+            }
+            if not valid_host_name(name):
+                errors[CONF_HOST] = "invalid_host_name"
+            elif name in taken:
+                errors[CONF_HOST] = "host_exists"
+            else:
+                self._host = name
+                self._token = make_token()
+                return await self.async_step_token()
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(HOST_SCHEMA, user_input),
+            errors=errors,
+        )
+
+    async def async_step_token(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Show the token once; the host exists (and the token works) once confirmed."""
+        if user_input is not None:
+            return self.async_create_entry(
+                title=self._host,
+                data={CONF_HOST: self._host, CONF_TOKEN_HASH: hash_token(self._token)},
+                unique_id=self._host,
+            )
+        return self._show_token("token")
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Confirm first: the new token replaces the old one for good."""
+        subentry = self._get_reconfigure_subentry()
+        if user_input is not None:
+            self._host = subentry.data[CONF_HOST]
+            self._token = make_token()
+            return await self.async_step_reconfigure_token()
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=vol.Schema({}),
+            description_placeholders={"host": subentry.data[CONF_HOST]},
+        )
+
+    async def async_step_reconfigure_token(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        if user_input is not None:
+            return self.async_update_and_abort(
+                self._get_entry(),
+                self._get_reconfigure_subentry(),
+                data_updates={CONF_TOKEN_HASH: hash_token(self._token)},
+            )
+        return self._show_token("reconfigure_token")
+
+    def _show_token(self, step_id: str) -> SubentryFlowResult:
+        url = agent_url(self.hass)
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=vol.Schema({}),
+            description_placeholders={
+                "host": self._host,
+                "token": self._token,
+                "url": url,
+                "config": agent_toml(self._host, url, self._token),
+            },
+        )

@@ -1,0 +1,165 @@
+"""The "Host agents" entry's view of the hub: its hosts, their readings, their events.
+
+No polling: the hub calls back when a host comes online, goes offline, or a batch is applied.
+Batches update the readings and tell entities at most once a second (``ThrottledNotifier``);
+online and offline are rare and change availability, so they are told at once, and fire
+``fleet_metrics_host_online`` / ``fleet_metrics_host_offline`` (the hub's grace period has
+already kept a quick reconnect from being a transition). The hosts are the entry's
+subentries: when one is added or removed the entry's update listener hands the new list to
+the hub, which cuts a removed host's connection at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+)
+from homeassistant.const import CONF_HOST
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+
+from ..const import (
+    CONF_TOKEN_HASH,
+    DOMAIN,
+    EVENT_HOST_OFFLINE,
+    EVENT_HOST_ONLINE,
+    LIVE_UPDATE_MIN_INTERVAL,
+    SUBENTRY_HOST,
+)
+from ..core.agent.protocol import Batch
+from ..core.sources.agents.hub import HostState
+from ..throttle import ThrottledNotifier
+from .readings import HostReadings
+from .server import AgentServer
+
+if TYPE_CHECKING:
+    from . import AgentsRuntime
+
+type AgentsConfigEntry = ConfigEntry[AgentsRuntime]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def device_identifier(host: str) -> tuple[str, str]:
+    return (DOMAIN, f"agent_{host}")
+
+
+class AgentsCoordinator(DataUpdateCoordinator[dict[str, HostReadings]]):
+    """``data`` maps each registered host to its readings (empty until it reports)."""
+
+    config_entry: AgentsConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: AgentsConfigEntry, server: AgentServer) -> None:
+        super().__init__(hass, _LOGGER, config_entry=entry, name="Host agents")
+        self.server = server
+        self.hub = server.hub
+        self.data = {}
+        self.subentry_ids: dict[str, str] = {}  # host -> its subentry
+        self._device_info: dict[str, tuple[str, str]] = {}  # host -> (model, sw_version)
+        self._notify = ThrottledNotifier(
+            hass, LIVE_UPDATE_MIN_INTERVAL, self.async_update_listeners
+        )
+
+    @callback
+    def start(self) -> None:
+        """Hand the hub its hosts and listen; unloading undoes it in reverse order."""
+        entry = self.config_entry
+        entry.async_on_unload(self.server.release)
+        self.sync_hosts()
+        entry.async_on_unload(
+            self.hub.subscribe(
+                on_online=self._on_online, on_offline=self._on_offline, on_batch=self._on_batch
+            )
+        )
+        # The config entries' own signal, not an update listener: newer HA restricts update
+        # listeners, and this entry changes only by its subentries.
+        entry.async_on_unload(
+            async_dispatcher_connect(self.hass, SIGNAL_CONFIG_ENTRY_CHANGED, self._entry_changed)
+        )
+        entry.async_on_unload(self._notify.cancel)
+
+    @callback
+    def _entry_changed(self, change: ConfigEntryChange, entry: ConfigEntry) -> None:
+        """Subentries added, rotated or removed (all that changes about this entry)."""
+        if change is ConfigEntryChange.UPDATED and entry.entry_id == self.config_entry.entry_id:
+            self.sync_hosts()
+
+    @callback
+    def sync_hosts(self) -> None:
+        """Make the hub's hosts those of the subentries (added, removed, rotated)."""
+        hosts = {
+            subentry.data[CONF_HOST]: subentry
+            for subentry in self.config_entry.subentries.values()
+            if subentry.subentry_type == SUBENTRY_HOST
+        }
+        self.subentry_ids = {name: subentry.subentry_id for name, subentry in hosts.items()}
+        for name in [name for name in self.data if name not in hosts]:
+            del self.data[name]
+            self._device_info.pop(name, None)
+        for name in hosts:
+            self.data.setdefault(name, HostReadings())
+        self.server.set_hosts(
+            {name: subentry.data[CONF_TOKEN_HASH] for name, subentry in hosts.items()}
+        )
+        self.async_update_listeners()
+
+    def online(self, host: str) -> bool:
+        state = self.hub.hosts.get(host)
+        return state is not None and state.online
+
+    def agent_version(self, host: str) -> str:
+        readings = self.data.get(host)
+        state = self.hub.hosts.get(host)
+        return (state.agent_version if state else "") or (
+            readings.agent_version if readings else ""
+        )
+
+    @callback
+    def _on_online(self, state: HostState) -> None:
+        self._transition(state, EVENT_HOST_ONLINE)
+
+    @callback
+    def _on_offline(self, state: HostState) -> None:
+        self._transition(state, EVENT_HOST_OFFLINE)
+
+    @callback
+    def _transition(self, state: HostState, event: str) -> None:
+        if state.name not in self.subentry_ids:
+            return  # removed: its end is no outage
+        self.hass.bus.async_fire(
+            event, {"entry_id": self.config_entry.entry_id, "host": state.name}
+        )
+        self._update_device(state.name)
+        self.async_update_listeners()
+
+    @callback
+    def _on_batch(self, state: HostState, batch: Batch) -> None:
+        readings = self.data.get(state.name)
+        if readings is None:
+            return
+        readings.apply(batch.samples)
+        self._update_device(state.name)
+        self._notify()
+
+    @callback
+    def _update_device(self, host: str) -> None:
+        """The device shows the host's OS as its model and the agent version as its
+        software; both arrive after the device was made (hello, host info samples)."""
+        readings = self.data.get(host)
+        model = readings.os if readings else ""
+        info = (model, self.agent_version(host))
+        if self._device_info.get(host) == info:
+            return
+        registry = dr.async_get(self.hass)
+        device = registry.async_get_device(identifiers={device_identifier(host)})
+        if device is None:
+            return  # made with the first entity, which reads the same values
+        self._device_info[host] = info
+        registry.async_update_device(device.id, model=info[0] or None, sw_version=info[1] or None)
