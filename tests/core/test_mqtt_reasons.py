@@ -252,7 +252,15 @@ async def test_a_tls_broker_that_wants_a_client_certificate(
         if mqtt_path == "fast"
         else "timed out after 0.5 s"
     )
-    logged = [r for r in caplog.records if r.levelno > logging.INFO and r.name != "asyncio"]
+    # The session's and paho's records. On the public path aiomqtt's own write watcher can
+    # meet the closed socket, which the event loop's exception handler reports (the fast path
+    # guards that race; see fast_path.FastClient).
+    logged = [
+        r
+        for r in caplog.records
+        if r.levelno > logging.INFO
+        and r.name.startswith(("custom_components.fleet_metrics", "paho"))
+    ]
     assert [(r.levelno, r.getMessage()) for r in logged] == [
         (
             logging.WARNING,
