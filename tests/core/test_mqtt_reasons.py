@@ -133,6 +133,7 @@ async def test_unreachable_at_start_is_one_warning_then_one_info_with_the_length
 async def test_a_lost_broker_is_one_warning_and_its_return_one_info(
     mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture, mqtt_path: str
 ) -> None:
+    caplog.set_level(logging.INFO)  # the INFO lines, with or without Home Assistant's harness
     session = BrokerSession("home", mosquitto.settings, backoff=fast())
     address = f"127.0.0.1:{mosquitto.port}"
     async with running(session):
