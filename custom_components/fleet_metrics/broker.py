@@ -31,7 +31,7 @@ async def async_check_broker(settings: dict[str, Any]) -> None:
         await check_connection(settings)
     except BrokerAuthFailed as err:
         raise ConfigEntryAuthFailed(
-            translation_domain=DOMAIN, translation_key="invalid_auth"
+            translation_domain=DOMAIN, translation_key="broker_invalid_auth"
         ) from err
     except BrokerUnavailable as err:
         raise ConfigEntryNotReady(
@@ -42,11 +42,12 @@ async def async_check_broker(settings: dict[str, Any]) -> None:
 
 
 async def probe_broker(data: dict[str, Any], errors: dict[str, str]) -> bool:
-    """In a config flow: connect once; a failure becomes a form error."""
+    """In a config flow: connect once; a failure becomes a form error (a broker's refusal
+    has its own, not the DTU's)."""
     try:
         await check_connection(broker_settings(data))
     except BrokerAuthFailed:
-        errors["base"] = "invalid_auth"
+        errors["base"] = "invalid_broker_auth"
     except BrokerUnavailable:
         errors["base"] = "cannot_connect"
     else:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import voluptuous as vol
 from homeassistant.config_entries import (
@@ -63,7 +66,6 @@ from .const import (
     SUBENTRY_HOST,
 )
 from .core.sources.opendtu.client import (
-    DEFAULT_USERNAME,
     BadResponse,
     CannotConnect,
     DtuBusy,
@@ -78,16 +80,15 @@ from .tickrmeter import TickrMeterRuntime, split_topics
 
 _LOGGER = logging.getLogger(__name__)
 
+PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+# No username: OpenDTU's web login is always "admin" (the client sends it), so a field for it
+# could only be filled in wrong.
 OPENDTU_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_URL): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
-        vol.Optional(CONF_USERNAME, default=DEFAULT_USERNAME): str,
-        vol.Optional(CONF_PASSWORD): TextSelector(
-            TextSelectorConfig(type=TextSelectorType.PASSWORD)
-        ),
+        vol.Optional(CONF_PASSWORD): PASSWORD_SELECTOR,
     }
 )
-PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 BROKER_FIELDS: dict[vol.Marker, Any] = {
     vol.Required(CONF_HOST): str,
     vol.Required(CONF_PORT, default=1883): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
@@ -111,14 +112,40 @@ TICKRMETER_SCHEMA = vol.Schema(
     }
 )
 TOPIC_FIELDS = (CONF_REQUEST_TOPIC, CONF_STATUS_TOPIC, CONF_BOOT_TOPICS, CONF_STREAM_TOPIC)
-REAUTH_SCHEMA = vol.Schema(
-    {
-        vol.Required(CONF_USERNAME, default=DEFAULT_USERNAME): str,
-        vol.Required(CONF_PASSWORD): TextSelector(
-            TextSelectorConfig(type=TextSelectorType.PASSWORD)
-        ),
-    }
-)
+# Reauth asks for what the device or broker checks: the DTU only a password, a broker both.
+REAUTH_SCHEMAS = {
+    KIND_OPENDTU: vol.Schema({vol.Required(CONF_PASSWORD): PASSWORD_SELECTOR}),
+    KIND_TASMOTA: vol.Schema(
+        {vol.Optional(CONF_USERNAME): str, vol.Required(CONF_PASSWORD): PASSWORD_SELECTOR}
+    ),
+}
+REAUTH_SCHEMAS[KIND_TICKRMETER] = REAUTH_SCHEMAS[KIND_TASMOTA]
+# One DNS label: letters, digits, '-' (not at either end) and '_' (common in LAN names).
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def _is_host(name: str) -> bool:
+    """An IP address or a DNS name; ``http_url`` accepts any text after ``http://``."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        labels = name.removesuffix(".").split(".")
+        return len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+    return True
+
+
+def _opendtu_url(value: Any) -> str | None:
+    """The DTU's base URL (a bare host gets ``http://``), or None when it names no host."""
+    try:
+        url = http_url(value)
+        host = urlsplit(url).hostname
+    except (vol.Invalid, ValueError):  # ValueError: urlsplit on e.g. "http://[::1"
+        return None
+    # urlsplit drops tabs and newlines before parsing, so "http://\ndtu" has a good host but
+    # would be stored, and requested, as typed.
+    if not url.isprintable() or any(char.isspace() for char in url):
+        return None
+    return url if host and _is_host(host) else None
 
 
 async def _probe_opendtu(hass: HomeAssistant, data: dict[str, Any]) -> tuple[str, str]:
@@ -137,18 +164,18 @@ async def _probe_opendtu(hass: HomeAssistant, data: dict[str, Any]) -> tuple[str
         unique_id = system.hostname.lower()
     else:
         raise BadResponse("the DTU reports neither a MAC address nor a hostname")
-    return unique_id, system.hostname or data[CONF_URL]
+    return unique_id, system.hostname or "OpenDTU"
 
 
 async def _try_opendtu(
     hass: HomeAssistant, data: dict[str, Any], errors: dict[str, str]
 ) -> tuple[str, str] | None:
     """Probe and translate failures into form errors."""
-    try:
-        data[CONF_URL] = http_url(data[CONF_URL])
-    except vol.Invalid:
+    if (url := _opendtu_url(data[CONF_URL])) is None:
         errors[CONF_URL] = "invalid_url"
         return None
+    data[CONF_URL] = url
+    data.pop(CONF_USERNAME, None)  # entries made before the field was dropped stored "admin"
     try:
         return await _probe_opendtu(hass, data)
     except InvalidAuth:
@@ -174,7 +201,7 @@ async def _try_tasmota(
         return None
     host, port = data[CONF_HOST], data[CONF_PORT]
     prefix = data.get(CONF_DISCOVERY_PREFIX, DEFAULT_DISCOVERY_PREFIX)
-    return f"{host}:{port}/{prefix}", f"Tasmota on {host}"
+    return f"{host}:{port}/{prefix}", "Tasmota"
 
 
 async def _try_tickrmeter(
@@ -188,10 +215,11 @@ async def _try_tickrmeter(
     if errors or not await probe_broker(data, errors):
         return None
     host, port = data[CONF_HOST], data[CONF_PORT]
-    return f"{host}:{port}/tickrmeter/{data[CONF_REQUEST_TOPIC]}", f"TickrMeter fleet on {host}"
+    return f"{host}:{port}/tickrmeter/{data[CONF_REQUEST_TOPIC]}", "TickrMeter fleet"
 
 
-PROBES = {
+Probe = Callable[[HomeAssistant, dict[str, Any], dict[str, str]], Awaitable[tuple[str, str] | None]]
+PROBES: dict[str, Probe] = {
     KIND_OPENDTU: _try_opendtu,
     KIND_TASMOTA: _try_tasmota,
     KIND_TICKRMETER: _try_tickrmeter,
@@ -201,6 +229,18 @@ SCHEMAS = {
     KIND_TASMOTA: TASMOTA_SCHEMA,
     KIND_TICKRMETER: TICKRMETER_SCHEMA,
 }
+
+
+async def _probe(
+    kind: str, hass: HomeAssistant, data: dict[str, Any], errors: dict[str, str]
+) -> tuple[str, str] | None:
+    """The kind's probe; whatever it did not foresee is logged and shown as ``unknown``."""
+    try:
+        return await PROBES[kind](hass, data, errors)
+    except Exception:
+        _LOGGER.exception("Unexpected exception while checking the %s settings", kind)
+        errors["base"] = "unknown"
+        return None
 
 
 def _ha_mqtt_broker(hass: HomeAssistant) -> dict[str, Any]:
@@ -276,7 +316,7 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = {CONF_KIND: kind, **user_input}
-            if probed := await PROBES[kind](self.hass, data, errors):
+            if probed := await _probe(kind, self.hass, data, errors):
                 unique_id, title = probed
                 await self.async_set_unique_id(unique_id)
                 # A known DTU found at a new address gets its address updated, and HA
@@ -303,7 +343,8 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=self.add_suggested_values_to_schema(
-                REAUTH_SCHEMA, {CONF_USERNAME: entry.data.get(CONF_USERNAME, DEFAULT_USERNAME)}
+                REAUTH_SCHEMAS[entry.data[CONF_KIND]],
+                {CONF_USERNAME: entry.data.get(CONF_USERNAME, "")},
             ),
             description_placeholders={
                 "url": entry.data.get(CONF_URL) or entry.data.get(CONF_HOST, "")
@@ -336,7 +377,7 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
         HA reloads the entry here; the options listener (compat) does not reload it again.
         """
         data = {**entry.data, **user_input}
-        if probed := await PROBES[entry.data[CONF_KIND]](self.hass, data, errors):
+        if probed := await _probe(entry.data[CONF_KIND], self.hass, data, errors):
             await self.async_set_unique_id(probed[0])
             self._abort_if_unique_id_mismatch(reason="wrong_device")
             return self.async_update_reload_and_abort(entry, data=data)

@@ -1,30 +1,58 @@
-"""Diagnostics: the entry and the device state as the core parsed it, secrets removed."""
+"""Diagnostics: the entry and the device state as the core parsed it, secrets removed.
+
+Three layers, because addresses and ids leak three ways. By key: credentials, the DTU's URL,
+the broker host, MACs, IPs, host names and Tasmota topics (``tasmota_`` plus the end of the
+MAC by default) are replaced wherever they sit. Whole values: a string that is one of a
+Tasmota device's ids (its name, when that is its topic) is replaced. Inside text: the entry's
+own addresses are cut out of every string and key, since free text such as a broker's
+``last_error`` ("Connect call failed ('10.0.0.2', 1883)") names them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
-from homeassistant.components.diagnostics import async_redact_data
-from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
-from . import FleetMetricsConfigEntry
+from . import FleetMetricsConfigEntry, FleetMetricsRuntime
 from .agents import AgentsRuntime
 from .agents.coordinator import AgentsCoordinator
 from .const import CONF_TOKEN_HASH
 from .core.mqtt.session import BrokerSession
 from .opendtu import OpenDtuRuntime
+from .tasmota import TasmotaRuntime
 from .tickrmeter import TickrMeterRuntime
 
 # Host tokens are never stored; their hashes are, and stay out as well (belt and braces: the
 # agents part below never reads them in the first place).
-TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, "mac", "ip", "bssid", "token", CONF_TOKEN_HASH}
+TO_REDACT = {
+    CONF_PASSWORD,
+    CONF_USERNAME,
+    CONF_URL,
+    CONF_HOST,
+    "mac",
+    "ip",
+    "hostname",
+    "bssid",
+    "token",
+    CONF_TOKEN_HASH,
+    "topic",
+}
+# Shorter values are not scrubbed from free text: they would mangle unrelated words. The
+# fields that hold them are still redacted by key.
+MIN_SCRUBBED = 3
 
 
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: FleetMetricsConfigEntry
 ) -> dict[str, Any]:
+    """The entry's settings and its runtime counters, with addresses and device ids removed."""
     entry_data = {"data": dict(entry.data), "options": dict(entry.options)}
     runtime = entry.runtime_data
     if isinstance(runtime, OpenDtuRuntime):
@@ -58,8 +86,10 @@ async def async_get_config_entry_diagnostics(
             "parse_errors": tasmota.tracker.parse_errors,
             "rejects": dict(tasmota.rejects.by_kind),
             "skipped_values": tasmota.tracker.skipped.count,
-            "devices": {
-                topic: {
+            # A list, not a dict keyed by topic: the topic is a device id.
+            "devices": [
+                {
+                    "name": device.name,  # the topic when undiscovered: then scrubbed
                     "device": dataclasses.asdict(device.device) if device.device else None,
                     "online": device.online,
                     "health": device.health,
@@ -69,10 +99,12 @@ async def async_get_config_entry_diagnostics(
                         for key, reading in device.readings.items()
                     },
                 }
-                for topic, device in tasmota.tracker.devices.items()
-            },
+                for device in tasmota.tracker.devices.values()
+            ],
         }
-    return async_redact_data({"entry": entry_data, **state}, TO_REDACT)
+    redacted = async_redact_data({"entry": entry_data, **state}, TO_REDACT)
+    scrubbed: dict[str, Any] = _scrub(redacted, _addresses(entry), _device_ids(runtime))
+    return scrubbed
 
 
 def _broker(session: BrokerSession) -> dict[str, Any]:
@@ -124,3 +156,49 @@ def _agents(coordinator: AgentsCoordinator) -> dict[str, Any]:
         },
         "hosts": hosts,
     }
+
+
+def _addresses(entry: FleetMetricsConfigEntry) -> set[str]:
+    """The entry's own addresses (DTU URL and host, broker host): few, found inside text."""
+    found: set[str] = {entry.data.get(CONF_HOST) or ""}
+    if url := entry.data.get(CONF_URL):
+        found.add(url)
+        with contextlib.suppress(ValueError):  # not a URL after all: nothing more to find
+            found.add(urlsplit(url).hostname or "")
+    return {value for value in found if len(value) >= MIN_SCRUBBED}
+
+
+def _device_ids(runtime: FleetMetricsRuntime) -> set[str]:
+    """Tasmota topics, MACs, IPs and host names: replaced where a whole string is one.
+
+    Compared whole (a set lookup) rather than searched for, since a fleet has thousands; a
+    device's name is one of them when it equals its topic.
+    """
+    found: set[str] = set()
+    if isinstance(runtime, TasmotaRuntime):
+        for state in runtime.coordinator.tracker.devices.values():
+            found.add(state.topic)
+            if device := state.device:
+                found.update((device.mac, device.topic, device.ip or "", device.hostname or ""))
+    found.discard("")
+    return found
+
+
+def _scrub(value: Any, addresses: set[str], ids: set[str]) -> Any:
+    """``value`` with ``ids`` replaced and ``addresses`` cut out of every string and key."""
+    # Longest first, so that a URL goes as a whole before its host is looked for.
+    alternatives = sorted(addresses, key=len, reverse=True)
+    pattern = re.compile("|".join(map(re.escape, alternatives)), re.I) if alternatives else None
+
+    def scrub(item: Any) -> Any:
+        if isinstance(item, str):
+            if item in ids:
+                return REDACTED
+            return pattern.sub(REDACTED, item) if pattern else item
+        if isinstance(item, dict):
+            return {scrub(key): scrub(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [scrub(inner) for inner in item]
+        return item
+
+    return scrub(value)

@@ -8,7 +8,7 @@ from unittest.mock import PropertyMock, patch
 
 import pytest
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
+from homeassistant.const import CONF_PASSWORD, CONF_URL
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
@@ -47,7 +47,6 @@ def opendtu_entry(opendtu: FakeOpenDtu) -> MockConfigEntry:
         data={
             CONF_KIND: KIND_OPENDTU,
             CONF_URL: opendtu.url,
-            CONF_USERNAME: "admin",
             CONF_PASSWORD: "s3cret",
         },
         options={CONF_WEBSOCKET: False},

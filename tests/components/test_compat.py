@@ -16,7 +16,7 @@ from unittest.mock import patch
 import pytest
 from homeassistant import config_entries
 from homeassistant.config_entries import ConfigEntryState, OptionsFlow
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
+from homeassistant.const import CONF_PASSWORD, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -217,14 +217,14 @@ async def test_flows_reload_once_without_listeners_on_newer_ha(
 
     result = await opendtu_entry.start_reauth_flow(hass)
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_USERNAME: "admin", CONF_PASSWORD: "new"}
+        result["flow_id"], {CONF_PASSWORD: "new"}
     )
     assert result["reason"] == "reauth_successful"
     await hass.async_block_till_done()
 
     result = await opendtu_entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_URL: opendtu.url, CONF_USERNAME: "admin"}
+        result["flow_id"], {CONF_URL: opendtu.url}
     )
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()

@@ -5,12 +5,17 @@ from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_SCAN_INTERVAL, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.fleet_metrics.config_flow import _opendtu_url
 from custom_components.fleet_metrics.const import CONF_KIND, CONF_WEBSOCKET, DOMAIN
+from custom_components.fleet_metrics.core.sources.opendtu.client import DEFAULT_USERNAME
 from tests.opendtu_fake import FakeOpenDtu, fixture_text, start_fake
 
 from .conftest import DTU_UNIQUE_ID, Reloads, setup_entry
+from .test_translations import STRINGS
 
 
 async def start_opendtu_flow(hass: HomeAssistant) -> str:
@@ -33,7 +38,7 @@ async def test_user_flow_creates_entry_with_mac_unique_id(
     result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: host})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "OpenDTU-Buero"
-    assert result["data"] == {CONF_KIND: "opendtu", CONF_URL: opendtu.url, CONF_USERNAME: "admin"}
+    assert result["data"] == {CONF_KIND: "opendtu", CONF_URL: opendtu.url}
     assert result["result"].unique_id == DTU_UNIQUE_ID
     await hass.async_block_till_done()
 
@@ -106,11 +111,11 @@ async def test_user_flow_invalid_auth_then_password(
     result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: opendtu.url})
     assert result["errors"] == {"base": "invalid_auth"}
     result = await hass.config_entries.flow.async_configure(
-        flow_id, {CONF_URL: opendtu.url, CONF_USERNAME: "admin", CONF_PASSWORD: "wrong"}
+        flow_id, {CONF_URL: opendtu.url, CONF_PASSWORD: "wrong"}
     )
     assert result["errors"] == {"base": "invalid_auth"}
     result = await hass.config_entries.flow.async_configure(
-        flow_id, {CONF_URL: opendtu.url, CONF_USERNAME: "admin", CONF_PASSWORD: "s3cret"}
+        flow_id, {CONF_URL: opendtu.url, CONF_PASSWORD: "s3cret"}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_PASSWORD] == "s3cret"
@@ -136,11 +141,11 @@ async def test_reauth_stores_new_password_and_reloads_once(
     result = await opendtu_entry.start_reauth_flow(hass)
     assert result["step_id"] == "reauth_confirm"
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_USERNAME: "admin", CONF_PASSWORD: "still-wrong"}
+        result["flow_id"], {CONF_PASSWORD: "still-wrong"}
     )
     assert result["errors"] == {"base": "invalid_auth"}
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_USERNAME: "admin", CONF_PASSWORD: "new-secret"}
+        result["flow_id"], {CONF_PASSWORD: "new-secret"}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
@@ -160,7 +165,7 @@ async def test_reauth_after_refused_setup_reloads_once_and_loads(
     reloads.forget()
     result = await opendtu_entry.start_reauth_flow(hass)
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_USERNAME: "admin", CONF_PASSWORD: "changed"}
+        result["flow_id"], {CONF_PASSWORD: "changed"}
     )
     assert result["reason"] == "reauth_successful"
     await hass.async_block_till_done()
@@ -176,7 +181,7 @@ async def test_reconfigure_to_another_dtu_is_refused(
     assert result["step_id"] == "reconfigure"
     opendtu.network = opendtu.network.replace("34:85:18:A1:B2:C3", "34:85:18:00:00:01")  # type: ignore[union-attr]
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_URL: opendtu.url, CONF_USERNAME: "admin"}
+        result["flow_id"], {CONF_URL: opendtu.url}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "wrong_device"
@@ -191,7 +196,7 @@ async def test_reconfigure_changes_url_keeps_password_and_reloads_once(
     moved = await start_fake(FakeOpenDtu(overview=opendtu.overview, details=opendtu.details))
     try:
         result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_URL: moved.url, CONF_USERNAME: "admin"}
+            result["flow_id"], {CONF_URL: moved.url}
         )
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "reconfigure_successful"
@@ -212,7 +217,7 @@ async def test_reconfigure_without_changes_reloads_once(
     reloads.forget()
     result = await opendtu_entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_URL: opendtu.url, CONF_USERNAME: "admin"}
+        result["flow_id"], {CONF_URL: opendtu.url}
     )
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
@@ -277,3 +282,112 @@ async def test_options_flow_without_changes_does_not_reload(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert reloads.reloads == reloads.setups == []  # ... the same again is not
+
+
+# --- the URL field: a bare host is fine, a value naming no host is invalid_url ------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://dtu",
+        "not a host",
+        "http://",
+        "http://[::1",  # urlsplit raises ValueError on it
+        "http://dtu .lan",
+        "-dtu-.lan",
+        "dtu..lan",
+        "dtu.lan:port",
+        "x" * 64 + ".lan",
+    ],
+)
+async def test_a_value_that_is_no_host_is_invalid_url(hass: HomeAssistant, url: str) -> None:
+    flow_id = await start_opendtu_flow(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: url})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+
+
+_LABELS = st.from_regex(r"[a-z0-9]([a-z0-9_-]{0,20}[a-z0-9])?", fullmatch=True)
+_HOSTS = st.one_of(
+    st.lists(_LABELS, min_size=1, max_size=4).map(".".join),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda ip: f"[{ip}]"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    host=_HOSTS,
+    port=st.none() | st.integers(1, 65535),
+    scheme=st.sampled_from(["", "http://", "https://"]),
+)
+def test_every_host_is_a_url_with_http_by_default(host: str, port: int | None, scheme: str) -> None:
+    text = f"{scheme}{host}" + (f":{port}" if port else "")
+    assert _opendtu_url(text) == (f"{scheme or 'http://'}{host}" + (f":{port}" if port else ""))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    host=_HOSTS,
+    junk=st.characters(exclude_categories=("Cs",), exclude_characters="-_.:/[]?#@%"),
+    at=st.integers(min_value=0),
+)
+def test_a_character_no_host_has_makes_it_invalid(host: str, junk: str, at: int) -> None:
+    """One character a host name or address cannot hold, anywhere in it, is refused."""
+    if junk.isascii() and junk.isalnum():
+        return  # letters and digits belong in host names
+    bracketed = host.startswith("[")
+    inner = host.strip("[]")
+    at %= len(inner) + 1
+    broken = inner[:at] + junk + inner[at:]
+    url = f"http://[{broken}]" if bracketed else f"http://{broken}"
+    if url.endswith(junk) and junk.strip() == "":
+        assert _opendtu_url(url) == f"http://{host}", "trailing white space is a paste's"
+    else:
+        assert _opendtu_url(url) is None
+
+
+# --- OpenDTU's login is always admin: no username field, none stored, none used -----------
+
+
+async def test_opendtu_forms_ask_for_no_username(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry
+) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "opendtu"}
+    )
+    assert [str(key) for key in result["data_schema"].schema] == [CONF_URL, CONF_PASSWORD]
+    await setup_entry(hass, opendtu_entry)
+    result = await opendtu_entry.start_reauth_flow(hass)
+    assert [str(key) for key in result["data_schema"].schema] == [CONF_PASSWORD]
+    result = await opendtu_entry.start_reconfigure_flow(hass)
+    assert [str(key) for key in result["data_schema"].schema] == [CONF_URL, CONF_PASSWORD]
+
+
+async def test_an_old_entry_with_a_username_logs_in_as_admin_and_drops_it(
+    hass: HomeAssistant, opendtu: FakeOpenDtu, opendtu_entry: MockConfigEntry
+) -> None:
+    """Entries from before the field was dropped stored one; the DTU only knows admin."""
+    opendtu_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        opendtu_entry, data={**opendtu_entry.data, CONF_USERNAME: "not-admin"}
+    )
+    await hass.config_entries.async_setup(opendtu_entry.entry_id)
+    await hass.async_block_till_done()
+    assert opendtu_entry.state is ConfigEntryState.LOADED, "the fake accepts admin only"
+    result = await opendtu_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: opendtu.url}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert CONF_USERNAME not in opendtu_entry.data
+    assert opendtu_entry.data[CONF_PASSWORD] == "s3cret"
+    await hass.async_block_till_done()
+
+
+def test_the_help_text_and_the_client_agree_on_admin() -> None:
+    step = STRINGS["config"]["step"]["opendtu"]
+    assert "username" not in step["data"]
+    assert DEFAULT_USERNAME in step["data_description"]["password"]

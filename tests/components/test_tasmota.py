@@ -59,7 +59,7 @@ def form(broker: Mosquitto) -> dict[str, object]:
 def entry_for(broker: Mosquitto, **extra: object) -> MockConfigEntry:
     return MockConfigEntry(
         domain=DOMAIN,
-        title="Tasmota on 127.0.0.1",
+        title="Tasmota",
         unique_id=f"127.0.0.1:{broker.port}/tasmota/discovery",
         data={
             CONF_KIND: "tasmota",
@@ -126,6 +126,7 @@ async def test_flow_creates_entry_after_connecting(
         form(mosquitto),
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Tasmota"  # the address is in the unique id only
     assert result["result"].unique_id == f"127.0.0.1:{mosquitto.port}/tasmota/discovery"
     await hass.async_block_till_done()
     duplicate = await start_flow(hass)
@@ -163,7 +164,7 @@ async def test_flow_errors(hass: HomeAssistant, tmp_path: Path) -> None:
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {**base, CONF_USERNAME: "fleet", CONF_PASSWORD: "wrong"}
         )
-        assert result["errors"] == {"base": "invalid_auth"}
+        assert result["errors"] == {"base": "invalid_broker_auth"}
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {**base, CONF_USERNAME: "fleet", CONF_PASSWORD: "right"}
         )
@@ -336,7 +337,7 @@ async def test_device_can_be_removed(
     assert entry.runtime_data.coordinator.tracker.by_mac_state(PLUG_MAC) is None
 
 
-async def test_diagnostics_redact_credentials(
+async def test_diagnostics_redact_credentials_addresses_and_device_ids(
     hass: HomeAssistant, hass_client: ClientSessionGenerator, tmp_path: Path
 ) -> None:
     broker = Mosquitto(tmp_path, users={"fleet": "s3cret"})
@@ -347,7 +348,8 @@ async def test_diagnostics_redact_credentials(
                 (
                     f"tasmota/discovery/{PLUG_MAC}/config",
                     fixture("discovery_config_energy_plug_v11.0.0.json"),
-                )
+                ),
+                ("tele/NXSM200_01/SENSOR", fixture("tele_sensor_energy_plug_pow_r2.json")),
             ],
             retain=True,
             username="fleet",
@@ -355,18 +357,48 @@ async def test_diagnostics_redact_credentials(
         )
         entry = entry_for(broker, **{CONF_USERNAME: "fleet", CONF_PASSWORD: "s3cret"})
         await setup(hass, entry)
-        await until(hass, lambda: bool(entry.runtime_data.coordinator.tracker.devices))
+        tracker = entry.runtime_data.coordinator.tracker
+        await until(hass, lambda: any(state.readings for state in tracker.devices.values()))
         diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
         text = str(diagnostics)
-        assert "s3cret" not in text
-        assert "192.168.2.33" not in text
-        assert diagnostics["broker"]["state"] == "connected"
-        device = diagnostics["devices"]["NXSM200_01"]["device"]
-        assert device["mac"] == "**REDACTED**"
-        assert device["firmware"] == "11.0.0"
+        # credentials, the broker's address, and what names the plug on the wire and the LAN:
+        # its MAC (in any case), topic (also its name here), IP and host name
+        for secret in ("s3cret", "fleet", "127.0.0.1", "NXSM200_01", "192.168.2.33"):
+            assert secret not in text, secret
+        assert PLUG_MAC.lower() not in text.lower()
+        assert "NXSM200-01-4037" not in text
+        assert diagnostics["entry"]["data"][CONF_HOST] == "**REDACTED**"
+        # what helps stays
+        assert diagnostics["entry"]["data"][CONF_PORT] == broker.port
+        assert diagnostics["broker"]["messages"] >= 2
+        (device,) = diagnostics["devices"]
+        assert device["device"]["firmware"] == "11.0.0"
+        assert device["device"]["model"] == "NXSM200"
+        assert device["device"]["full_topic"] == "%prefix%/%topic%/"  # a template, no id
+        (energy,) = device["readings"].values()
+        assert energy["power_watts"] == 2635.0
         await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await broker.stop()
+
+
+async def test_diagnostics_scrub_the_broker_address_from_its_errors(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, mosquitto: Mosquitto
+) -> None:
+    """An error's text may name host and port (asyncio's refused connect does): cut out, kept."""
+    entry = entry_for(mosquitto)
+    await setup(hass, entry)
+    session = entry.runtime_data.coordinator.session
+    await mosquitto.stop()
+    await until(hass, lambda: session.last_error is not None)
+    session.last_error = f"[Errno 111] Connect call failed ('127.0.0.1', {mosquitto.port})"
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    assert "127.0.0.1" not in str(diagnostics)
+    assert diagnostics["broker"]["last_error"] == (
+        f"[Errno 111] Connect call failed ('**REDACTED**', {mosquitto.port})"
+    )
+    assert diagnostics["broker"]["state"] != "connected"
+    await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_reconfigure_moves_to_another_broker(

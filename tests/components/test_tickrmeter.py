@@ -43,7 +43,7 @@ from tests.mosquitto import Mosquitto
 from .conftest import Reloads
 
 ENTRY_ID = "01JTICKRMETERFLEETTEST00000"
-FLEET = "sensor.tickrmeter_fleet_on_127_0_0_1"
+FLEET = "sensor.tickrmeter_fleet"
 TOPICS = {
     CONF_REQUEST_TOPIC: "STOCKPRICEUPDATE",
     CONF_STATUS_TOPIC: "DEVICESTATUS_RES",
@@ -56,7 +56,7 @@ def entry_for(broker: Mosquitto, **options: object) -> MockConfigEntry:
     return MockConfigEntry(
         domain=DOMAIN,
         entry_id=ENTRY_ID,
-        title="TickrMeter fleet on 127.0.0.1",
+        title="TickrMeter fleet",
         unique_id=f"127.0.0.1:{broker.port}/tickrmeter/STOCKPRICEUPDATE",
         data={CONF_KIND: KIND_TICKRMETER, CONF_HOST: "127.0.0.1", CONF_PORT: broker.port, **TOPICS},
         options=options,
@@ -119,12 +119,16 @@ async def test_flow_creates_entry_with_default_topics(
         result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: mosquitto.port}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "TickrMeter fleet on 127.0.0.1"
+    assert result["title"] == "TickrMeter fleet"
     assert result["data"] == {
         CONF_KIND: KIND_TICKRMETER, CONF_HOST: "127.0.0.1", CONF_PORT: mosquitto.port, **TOPICS
     }  # fmt: skip
     assert result["result"].unique_id == f"127.0.0.1:{mosquitto.port}/tickrmeter/STOCKPRICEUPDATE"
     await hass.async_block_till_done()
+    # The title, and so the device and entity ids, leave the broker address out.
+    entity_ids = hass.states.async_entity_ids()
+    assert "sensor.tickrmeter_fleet_latency_p95" in entity_ids
+    assert not [entity_id for entity_id in entity_ids if "127" in entity_id]
     duplicate = await start_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         duplicate["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: mosquitto.port}
@@ -291,8 +295,14 @@ async def test_diagnostics(
         await until(hass, lambda: tracker.malformed == 1)
         await tick(hass)
         diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
-        assert password not in str(diagnostics)
+        text = str(diagnostics)
+        assert password not in text
+        assert "127.0.0.1" not in text, "the broker's address"
         assert diagnostics["entry"]["data"][CONF_PASSWORD] == "**REDACTED**"
+        assert diagnostics["entry"]["data"][CONF_HOST] == "**REDACTED**"
+        # The configured topics carry no device id and help to diagnose: they stay.
+        assert diagnostics["entry"]["data"][CONF_REQUEST_TOPIC] == "STOCKPRICEUPDATE"
+        assert diagnostics["messages_received"]["status"] == 2
         assert diagnostics["broker"]["state"] == "connected"
         assert diagnostics["messages_malformed"] == {"status": 1}
         assert sum(diagnostics["rejects"].values()) == 1, "the broken status message"

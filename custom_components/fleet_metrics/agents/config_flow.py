@@ -8,6 +8,7 @@ token stops working, and its live connection is cut, when the new one is stored.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +21,8 @@ from homeassistant.helpers.network import NoURLAvailableError, get_url
 from ..const import AGENT_PATH, CONF_TOKEN_HASH, SUBENTRY_HOST
 from ..core.sources.agents.store import valid_host_name
 from ..core.sources.agents.tokens import hash_token, make_token
+
+_LOGGER = logging.getLogger(__name__)
 
 FALLBACK_URL: Final = "http://homeassistant.local:8123"
 HOST_SCHEMA = vol.Schema({vol.Required(CONF_HOST): str})
@@ -46,6 +49,8 @@ class HostSubentryFlow(ConfigSubentryFlow):
 
     _host: str
     _token: str
+    _url: str
+    _config: str
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Ask for the host's name, the one its agent sends in its hello."""
@@ -61,9 +66,7 @@ class HostSubentryFlow(ConfigSubentryFlow):
                 errors[CONF_HOST] = "invalid_host_name"
             elif name in taken:
                 errors[CONF_HOST] = "host_exists"
-            else:
-                self._host = name
-                self._token = make_token()
+            elif self._new_token(name, errors):
                 return await self.async_step_token()
         return self.async_show_form(
             step_id="user",
@@ -88,15 +91,29 @@ class HostSubentryFlow(ConfigSubentryFlow):
     ) -> SubentryFlowResult:
         """Confirm first: the new token replaces the old one for good."""
         subentry = self._get_reconfigure_subentry()
-        if user_input is not None:
-            self._host = subentry.data[CONF_HOST]
-            self._token = make_token()
+        errors: dict[str, str] = {}
+        if user_input is not None and self._new_token(subentry.data[CONF_HOST], errors):
             return await self.async_step_reconfigure_token()
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=vol.Schema({}),
             description_placeholders={"host": subentry.data[CONF_HOST]},
+            errors=errors,
         )
+
+    def _new_token(self, host: str, errors: dict[str, str]) -> bool:
+        """Make the token and the config shown next; a failure is logged and shown as
+        ``unknown`` on this form instead of ending the flow with a server error."""
+        try:
+            self._token = make_token()
+            self._url = agent_url(self.hass)
+            self._config = agent_toml(host, self._url, self._token)
+        except Exception:
+            _LOGGER.exception("Unexpected exception while making a token for %s", host)
+            errors["base"] = "unknown"
+            return False
+        self._host = host
+        return True
 
     async def async_step_reconfigure_token(
         self, user_input: dict[str, Any] | None = None
@@ -110,14 +127,13 @@ class HostSubentryFlow(ConfigSubentryFlow):
         return self._show_token("reconfigure_token")
 
     def _show_token(self, step_id: str) -> SubentryFlowResult:
-        url = agent_url(self.hass)
         return self.async_show_form(
             step_id=step_id,
             data_schema=vol.Schema({}),
             description_placeholders={
                 "host": self._host,
                 "token": self._token,
-                "url": url,
-                "config": agent_toml(self._host, url, self._token),
+                "url": self._url,
+                "config": self._config,
             },
         )

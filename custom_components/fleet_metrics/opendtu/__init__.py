@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
+from homeassistant.const import CONF_PASSWORD, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
@@ -26,11 +26,9 @@ class OpenDtuRuntime:
 
 
 def client_from_config(hass: HomeAssistant, data: dict[str, str]) -> OpenDtuClient:
+    """The client logs in as admin, OpenDTU's only user; a stored username is not used."""
     return OpenDtuClient(
-        async_get_clientsession(hass),
-        data[CONF_URL],
-        data.get(CONF_USERNAME) or None,
-        data.get(CONF_PASSWORD) or None,
+        async_get_clientsession(hass), data[CONF_URL], password=data.get(CONF_PASSWORD) or None
     )
 
 

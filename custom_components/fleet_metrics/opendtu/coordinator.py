@@ -36,7 +36,7 @@ class OpenDtuCoordinator(DataUpdateCoordinator[DtuSnapshot]):
             hass,
             _LOGGER,
             config_entry=entry,
-            name=f"OpenDTU {entry.title}",
+            name=entry.title,
             update_interval=timedelta(
                 seconds=entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_OPENDTU_SCAN_INTERVAL)
             ),

@@ -33,7 +33,7 @@ class TasmotaCoordinator(DataUpdateCoordinator[dict[str, DeviceState]]):
         session: BrokerSession,
         tracker: TasmotaTracker,
     ) -> None:
-        super().__init__(hass, _LOGGER, config_entry=entry, name=f"Tasmota {entry.title}")
+        super().__init__(hass, _LOGGER, config_entry=entry, name=entry.title)
         self.session = session
         self.tracker = tracker
         self.rejects = tracker.rejects

@@ -37,7 +37,7 @@ class TickrMeterCoordinator(DataUpdateCoordinator[FleetSnapshot]):
             hass,
             _LOGGER,
             config_entry=entry,
-            name=f"TickrMeter {entry.title}",
+            name=entry.title,  # "TickrMeter fleet" unless renamed: the kind is in it
             update_interval=timedelta(seconds=interval),
         )
         self.session = session
@@ -72,7 +72,7 @@ class TickrMeterCoordinator(DataUpdateCoordinator[FleetSnapshot]):
         event = EVENT_SYMBOL_DEGRADED if transition.degraded else EVENT_SYMBOL_RECOVERED
         if transition.degraded:
             _LOGGER.warning(
-                "TickrMeter %s: symbol %s degraded (%s)",
+                "%s: symbol %s degraded (%s)",
                 self.config_entry.title,
                 transition.symbol,
                 ", ".join(transition.reasons),

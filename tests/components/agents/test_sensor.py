@@ -73,6 +73,9 @@ async def test_diagnostics_hold_no_token_or_hash(
     assert TOKEN not in text
     assert hash_token(TOKEN) not in text
     assert "token_hash" not in text
+    # nor any address: the agent's connection (loopback here) or HA's own URL
+    assert "127.0.0.1" not in text
+    assert rig.url not in text
     host = diagnostics["hosts"]["pve1"]
     assert host["online"] is True
     assert host["batches_received"] == 2
