@@ -9,8 +9,9 @@ protocol says. Figures, each against the issue's target:
 
 - batches lost or applied twice: every batch an agent sent must be in the line protocol file
   exactly once (one ``system`` line per batch, told apart by its timestamp), and acked;
-- server CPU per batch: the runner's user+system CPU (``/proc``) over the steady window,
-  divided by the batches it applied meanwhile (its own counter);
+- server CPU per batch: the runner's user+system CPU (``/proc``) over the steady window, less
+  the one ``/metrics`` render the window holds (timed on its own afterwards), divided by the
+  batches it applied meanwhile (its own counter);
 - runner RSS at the end (and its peak);
 - ``/metrics`` render time per sample with every host's series held: the runner's own
   ``fleet_metrics_scrape_render_seconds_total`` over its renders, per exposed sample.
@@ -284,8 +285,13 @@ database = "{database}"
         report.check("batches lost", lost, "", 0)
         report.check("batches applied twice", duplicated, "", 0)
         report.value("batches applied in the steady window", applied, "")
-        report.check("server CPU per batch", 1e6 * (cpu1 - cpu0) / max(1, applied), "µs",
-                     TARGET_CPU_US)  # fmt: skip
+        # The window holds one /metrics render (the scrape that ends it), timed on its own
+        # below with nothing else running: it is the render's figure, not the batches'.
+        render_cpu = render_us * exposed / 1e6
+        report.value("server CPU per batch, one render included",
+                     1e6 * (cpu1 - cpu0) / max(1, applied), "µs")  # fmt: skip
+        report.check("server CPU per batch", 1e6 * (cpu1 - cpu0 - render_cpu) / max(1, applied),
+                     "µs", TARGET_CPU_US)  # fmt: skip
         report.value("server CPU over the window", 100 * (cpu1 - cpu0) / window, "% of a core")
         report.check("runner RSS at the end", rss, "MB", TARGET_RSS_MB)
         report.value("runner peak RSS (VmHWM)", peak, "MB")

@@ -135,6 +135,10 @@ class Runner:
         """The exposition in pieces: the HTTP server lets the loop run between them."""
         for piece in self.prometheus.render_chunks():
             yield piece.encode()
+        agents = self.agents_source()
+        if agents is not None:  # its hosts, mapped when scraped (agents.exposition)
+            for piece in agents.exposition.render_chunks():
+                yield piece.encode()
         yield generate_latest(self.registry)
 
     def emit(self, sample: Sample) -> None:
@@ -236,6 +240,8 @@ class Runner:
     def _start_source(self, source: Source) -> None:
         if isinstance(source, AgentsSource):
             source.flush_output = self._flush_for_agents  # acks wait for the output
+            source.write_lines = self.line_protocol.add_lines  # encoded by the hub
+            source.exposition.ttl = self.config["prometheus"]["ttl"]
         self.supervisor.start(source)
         _LOGGER.info(
             "started source %s (%s)", source.name, source.kind, extra={"source": source.name}

@@ -362,6 +362,11 @@ def _agents(source: AgentsSource) -> Iterator[Metric]:
         ("hosts_over_cap", "Registered hosts beyond max_hosts, not served.", stats.hosts_over_cap),
         ("limiter_addresses", "Client addresses the rate limiter tracks.", len(limiter)),
         (
+            "series",
+            "Host series held for /metrics (newest reading each, within max_series_per_host).",
+            sum(s.series_count for s in states),
+        ),
+        (
             "unacked_batches",
             "Batches applied and not yet acked (waiting to be durable).",
             hub.unacked(),

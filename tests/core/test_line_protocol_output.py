@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestServer
 from custom_components.fleet_metrics.core.backoff import Backoff
 from custom_components.fleet_metrics.core.exporters.circuit_breaker import CircuitBreaker
 from custom_components.fleet_metrics.core.exporters.http_writer import classify, public_url
+from custom_components.fleet_metrics.core.exporters.line_protocol import LineEncoder
 from custom_components.fleet_metrics.core.exporters.line_protocol_output import (
     LineProtocolOutput,
     OutputClosed,
@@ -256,6 +257,20 @@ async def test_the_buffer_is_bounded_and_keeps_the_newest(influx: FakeInflux) ->
     assert out.pending == 10 and out.dropped == 20
     await out.flush()
     assert values(influx.written) == list(range(20, 30))
+    await out.close()
+
+
+async def test_lines_a_source_encoded_share_the_bound_and_the_order(influx: FakeInflux) -> None:
+    out, _ = output_for(influx, max_buffer=10)
+    encoder = LineEncoder()
+    for index in range(0, 25, 5):  # samples and ready lines, interleaved, in arrival order
+        out.add(sample(index))
+        out.add_lines(
+            [line for i in range(index + 1, index + 5) if (line := encoder.encode(sample(i)))]
+        )
+    assert out.pending == 10 and out.dropped == 15
+    await out.flush()
+    assert values(influx.written) == list(range(15, 25))
     await out.close()
 
 

@@ -11,6 +11,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from custom_components.fleet_metrics.core.agent import protocol
 from custom_components.fleet_metrics.core.agent.protocol import (
@@ -23,6 +24,7 @@ from custom_components.fleet_metrics.core.agent.protocol import (
 )
 from custom_components.fleet_metrics.core.sample import Sample
 from custom_components.fleet_metrics.core.sources.agents.endpoint import handle_agent
+from custom_components.fleet_metrics.core.sources.agents.exposition import HostsExposition
 from custom_components.fleet_metrics.core.sources.agents.hub import Hub, HubLimits
 from custom_components.fleet_metrics.core.sources.agents.store import HostRecord
 from custom_components.fleet_metrics.core.sources.agents.tokens import (
@@ -103,9 +105,18 @@ async def _closed_with(ws: aiohttp.ClientWebSocketResponse) -> int | None:
 
 
 def _loads(server: Server) -> list[float]:
-    return [
-        float(s.fields["load1"]) for s in server.emitted if s.measurement == "node" and s.fields
-    ]
+    """load1 of every batch applied, from telegraf's ``system`` lines."""
+    return [float(s.fields["load1"]) for s in server.emitted if "load1" in s.fields]
+
+
+def _up(server: Server) -> dict[str, float]:
+    text = HostsExposition(server.hub).render()
+    return {
+        sample.labels["host"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "fleet_agent_up"
+    }
 
 
 async def test_hello_welcome_batches_and_cumulative_acks(server: Server) -> None:
@@ -248,10 +259,9 @@ async def test_offline_only_after_the_grace_period_and_all_offline_at_start(
     server: Server,
 ) -> None:
     assert not any(state.online for state in server.hub.hosts.values())
-    assert {s.tags["host"]: s.fields["up"] for s in server.hub.status_samples()} == {
-        "alpha": 0,
-        "beta": 0,
-    }
+    assert _up(server) == {"alpha": 0.0, "beta": 0.0}
+    changes: list[bool] = []
+    server.hub.subscribe(lambda _: changes.append(True), lambda _: changes.append(False))
     async with aiohttp.ClientSession() as session:
         ws = await _connect(session, server)
         await _hello(ws)
@@ -263,8 +273,8 @@ async def test_offline_only_after_the_grace_period_and_all_offline_at_start(
         await ws.close()
         await asyncio.sleep(0.6)
     assert not server.hub.hosts["alpha"].online
-    ups = [s.fields["up"] for s in server.emitted if s.measurement == "fleet_agent"]
-    assert ups == [1, 0]
+    assert changes == [True, False]
+    assert _up(server) == {"alpha": 0.0, "beta": 0.0}
 
 
 @pytest.mark.parametrize("change", ["removed", "rotated"])
@@ -311,8 +321,8 @@ async def test_caps_on_samples_per_batch_and_series_per_host_are_counted(
     state = server.hub.hosts["alpha"]
     # 50 per batch, then 20 series per host: 10 beyond the batch cap, 30 beyond the series cap.
     assert state.samples_dropped == 40
-    assert len(state.series) == 20
-    devices = {s.tags["device"] for s in server.emitted if s.measurement == "node_network"}
+    assert state.series_count == 20
+    devices = {s.tags["interface"] for s in server.emitted if s.measurement == "net"}
     assert len(devices) == 20
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample as PromSample
 
 from custom_components.fleet_metrics.core.agent.protocol import (
     CLOSE_NOT_AUTHORISED,
@@ -18,7 +20,13 @@ from custom_components.fleet_metrics.core.agent.protocol import (
     Batch,
     Hello,
 )
-from custom_components.fleet_metrics.core.sample import SINK_PROMETHEUS, Sample
+from custom_components.fleet_metrics.core.exporters.line_protocol import LineEncoder
+from custom_components.fleet_metrics.core.exporters.prometheus import format_value
+from custom_components.fleet_metrics.core.sample import SINK_LINE_PROTOCOL, Sample
+from custom_components.fleet_metrics.core.sources.agents.exposition import (
+    HostsExposition,
+    _value,
+)
 from custom_components.fleet_metrics.core.sources.agents.hub import (
     HostState,
     Hub,
@@ -129,14 +137,26 @@ def batch(seq: int, samples: int = 1, when: float | None = None) -> Batch:
 
 
 def data(emitted: list[Sample]) -> list[Sample]:
-    return [s for s in emitted if s.measurement != "fleet_agent"]
+    """What the hub emitted: line protocol only (``/metrics`` maps its readings)."""
+    assert all(s.sink == SINK_LINE_PROTOCOL for s in emitted)
+    return emitted
+
+
+def scraped(r: Rig, name: str, ttl: float = 300.0, now: float | None = None) -> list[PromSample]:
+    clock = time.time if now is None else (lambda: now)
+    text = HostsExposition(r.hub, ttl=ttl, clock=clock).render()
+    return [s for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
+
+
+def up(r: Rig) -> dict[str, float]:
+    return {s.labels["host"]: s.value for s in scraped(r, "fleet_agent_up")}
 
 
 def test_every_host_starts_offline() -> None:
     r = rig()
     assert [s.online for s in r.hub.hosts.values()] == [False, False]
     assert r.hub.online_count() == 0
-    assert {s.fields["up"] for s in r.hub.status_samples()} == {0}
+    assert up(r) == {"alpha": 0.0, "beta": 0.0}
 
 
 def test_offline_only_after_the_grace_period() -> None:
@@ -149,7 +169,7 @@ def test_offline_only_after_the_grace_period() -> None:
     r.timers.advance(0.2)
     assert not state.online
     assert r.events == [("online", "alpha"), ("offline", "alpha")]
-    assert r.emitted[-1].fields["up"] == 0
+    assert up(r)["alpha"] == 0.0
 
 
 def test_a_quick_reconnect_does_not_flap() -> None:
@@ -242,9 +262,7 @@ def test_gaps_count_exactly_the_batches_never_received(seqs: list[int]) -> None:
     assert state.batches_received == len(applied)
     assert state.batches_duplicate == len(seqs) - len(applied)
     assert state.seq_gaps == top - len(applied)
-    assert [s.fields["load1"] for s in data(r.emitted) if s.sink == SINK_PROMETHEUS] == [
-        float(seq) for seq in applied
-    ]
+    assert [s.fields["load1"] for s in data(r.emitted)] == [float(seq) for seq in applied]
 
 
 def test_a_new_boot_starts_again_from_one_and_resumes_a_known_boot() -> None:
@@ -283,11 +301,11 @@ def test_samples_per_batch_and_series_per_host_caps_are_counted() -> None:
     state, conn = join(r)
     r.hub.apply(state, conn, batch(1, samples=7))  # 2 over the batch cap
     r.hub.apply(state, conn, batch(2, samples=5))  # the same 5 series again: all kept
-    assert state.samples_dropped == 2 and len(state.series) == 5
+    assert state.samples_dropped == 2 and state.series_count == 5
     big = Batch(3, time.time(), tuple(Sample("load", {"n": f"x{i}"}, {"load1": 1.0}, 1)
                                       for i in range(5)))  # fmt: skip
     r.hub.apply(state, conn, big)
-    assert len(state.series) == 8 and state.samples_dropped == 4
+    assert state.series_count == 8 and state.samples_dropped == 4
 
 
 def test_deferred_acks_wait_for_the_commit() -> None:
@@ -357,5 +375,46 @@ def test_a_rewind_forgets_the_unacked_batches_and_has_them_sent_again() -> None:
         r.hub.apply(state, again, batch(seq))
     r.hub.committed(r.hub.checkpoint())
     assert again.acks == [5] and state.seq_gaps == 0 and state.batches_duplicate == 0
-    loads = [s.fields["load1"] for s in data(r.emitted) if s.sink == SINK_PROMETHEUS]
+    loads = [s.fields["load1"] for s in data(r.emitted)]
     assert loads == [1.0, 2.0, 3.0, 4.0, 2.0, 3.0, 4.0, 5.0]  # 2..4 applied again
+
+
+def test_readings_are_scraped_until_their_ttl_and_a_removed_host_goes_at_once() -> None:
+    r = rig()
+    state, conn = join(r)
+    r.hub.apply(state, conn, batch(1, samples=2))
+    now = time.time()
+    # Two readings whose tags node_load1 does not keep: one series.
+    assert [s.value for s in scraped(r, "node_load1", ttl=60.0, now=now)] == [1.0]
+    assert scraped(r, "node_load1", ttl=60.0, now=now + 61.0) == []  # expired: forgotten
+    assert state.series_count == 0 and not state.readings
+    r.hub.apply(state, conn, batch(2, samples=1))
+    assert [(s.labels, s.value) for s in scraped(r, "node_load1")] == [({"host": "alpha"}, 2.0)]
+    r.hub.set_hosts(records(["beta"]))
+    assert scraped(r, "node_load1") == [] and set(up(r)) == {"beta"}
+
+
+def test_lines_written_directly_are_those_the_emitted_samples_encode_to() -> None:
+    readings = (
+        Sample("cpu", {"cpu": "total"}, {"user": 1.5, "idle": 7.0}, 5, frozenset({"user"})),
+        Sample("network", {"device": "eth0"}, {"receive_bytes": 10, "transmit_bytes": 3}, 5),
+        Sample("memory", {}, {"total_bytes": 100, "available_bytes": 40}, 5),
+        Sample("zfs_pool", {"pool": "rpool"}, {"size_bytes": 5, "health": "ONLINE"}, 5),
+    )
+    slow, fast = rig(), rig()
+    written: list[str] = []
+    fast.hub.set_emit(fast.emitted.append, written.extend)
+    for r in (slow, fast):
+        state, conn = join(r)
+        for seq in (1, 2):  # the second reading has telegraf's CPU usage
+            r.hub.apply(state, conn, Batch(seq, time.time(), readings))
+    assert fast.emitted == []
+    encoder = LineEncoder()
+    assert written == [line for s in data(slow.emitted) if (line := encoder.encode(s))]
+    assert len(written) == 8
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats() | st.integers(-(2**70), 2**70).map(float) | st.sampled_from([1e6, 1234567.0]))
+def test_values_are_written_as_prometheus_client_writes_them(value: float) -> None:
+    assert _value(value) == format_value(value)  # prometheus_client.utils.floatToGoString

@@ -16,15 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from custom_components.fleet_metrics.core.agent.protocol import Batch, Hello
 from custom_components.fleet_metrics.core.exporters.line_protocol import LineEncoder
-from custom_components.fleet_metrics.core.exporters.prometheus import PrometheusSink
 from custom_components.fleet_metrics.core.sample import (
     SINK_LINE_PROTOCOL,
-    SINK_PROMETHEUS,
     FieldValue,
     Sample,
 )
-from custom_components.fleet_metrics.core.sources.agents.naming import HELP, HostNaming
+from custom_components.fleet_metrics.core.sources.agents.exposition import HostsExposition
+from custom_components.fleet_metrics.core.sources.agents.hub import Hub
+from custom_components.fleet_metrics.core.sources.agents.naming import HostNaming
+from custom_components.fleet_metrics.core.sources.agents.store import HostRecord
 
 NS = 1_700_000_000_000_000_000
 CPU_MODES = (
@@ -139,6 +141,7 @@ def every_kind() -> list[Sample]:
 
 
 def mapped(samples: list[Sample], host: str = "pve1") -> list[Sample]:
+    """The line protocol samples ``HostNaming`` makes of ``samples``."""
     naming = HostNaming(host)
     out: list[Sample] = []
     for sample in samples:
@@ -146,18 +149,28 @@ def mapped(samples: list[Sample], host: str = "pve1") -> list[Sample]:
     return out
 
 
-def prometheus_text(samples: list[Sample]) -> str:
-    sink = PrometheusSink(ttl=1e9)
-    sink.add_help(HELP)
-    for sample in samples:
-        sink.add(sample)
-    return sink.render()
+def prometheus_text(samples: list[Sample], host: str = "pve1") -> str:
+    """What ``/metrics`` shows of a host that sent ``samples``: through a real hub."""
+    hub = Hub(clock=lambda: 1000.0)
+    hub.set_hosts({host: HostRecord(host, "hash", 0.0)})
+    state = hub.hosts[host]
+    hub.connect(state, Conn(), Hello(host, "0.9.0", "boot"))
+    hub.apply(state, state.connection, Batch(1, 1000.0, tuple(samples)))  # type: ignore[arg-type]
+    return HostsExposition(hub, ttl=1e9, clock=lambda: 1000.0).render()
 
 
-def exposition(samples: list[Sample]) -> dict[str, list[dict[str, str]]]:
+class Conn:
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+    def send_ack(self, ack: object) -> None:
+        pass
+
+
+def exposition(samples: list[Sample], host: str = "pve1") -> dict[str, list[dict[str, str]]]:
     """Sample name (with _total for counters) -> the label sets it has."""
     found: dict[str, list[dict[str, str]]] = {}
-    for family in text_string_to_metric_families(prometheus_text(samples)):
+    for family in text_string_to_metric_families(prometheus_text(samples, host)):
         for sample in family.samples:
             found.setdefault(sample.name, []).append(dict(sample.labels))
     return found
@@ -180,7 +193,7 @@ def line_protocol(samples: list[Sample]) -> dict[tuple[str, frozenset[tuple[str,
 
 
 def test_every_kind_has_its_node_exporter_name_and_labels() -> None:
-    names = exposition(mapped(every_kind()))
+    names = exposition(every_kind())
     host = {"host": "pve1"}
     expected = {
         "node_cpu_seconds_total": [{**host, "mode": m} for m in CPU_MODES[:8]],
@@ -291,10 +304,9 @@ def test_every_kind_has_its_telegraf_measurement_and_fields() -> None:
     assert fields("kernel") == {"boot_time"}
     measurements = {measurement for measurement, _ in found}
     assert {"cpu", "mem", "swap", "disk", "diskio", "net", "system", "temp"} <= measurements
-    # Nothing meant for Prometheus leaks into line protocol, and the other way round.
+    # Nothing of Prometheus' names leaks into line protocol, and only line protocol gets these.
     assert not any(m.startswith(("node_", "fleet_agent")) for m in measurements)
-    prom = {s.measurement for s in first if s.sink == SINK_PROMETHEUS}
-    assert all(m.startswith(("node", "fleet_agent")) for m in prom)
+    assert {s.sink for s in first} == {SINK_LINE_PROTOCOL}
 
 
 def test_telegraf_cpu_usage_is_computed_from_two_readings() -> None:
@@ -319,8 +331,9 @@ def test_telegraf_integer_fields_are_written_as_integers() -> None:
 
 
 def test_an_unknown_measurement_keeps_its_shape_under_the_host() -> None:
-    out = mapped([reading("zfs_pool", {"size_bytes": 5, "health": "ONLINE"}, {"pool": "rpool"})])
-    names = exposition(out)
+    zfs = [reading("zfs_pool", {"size_bytes": 5, "health": "ONLINE"}, {"pool": "rpool"})]
+    out = mapped(zfs)
+    names = exposition(zfs)
     assert names["fleet_agent_zfs_pool_size_bytes"] == [{"host": "pve1", "pool": "rpool"}]
     assert lines(out) == [f'zfs_pool,host=pve1,pool=rpool size_bytes=5.0,health="ONLINE" {NS}']
 
@@ -336,19 +349,12 @@ def promtool_problems(text: str) -> list[str]:
 
 
 def test_promtool_accepts_all_but_node_exporters_own_camel_case_memory_names() -> None:
-    samples = mapped(every_kind())
-    # Some status too, as the hub emits it.
-    samples.append(
-        Sample(
-            "fleet_agent",
-            {"host": "pve1"},
-            {"up": 1, "last_seen_timestamp_seconds": 1.0, "batches_received": 3, "seq_gaps": 0},
-            NS,
-            frozenset({"batches_received", "seq_gaps"}),
-            sink=SINK_PROMETHEUS,
-        )
-    )
-    text = prometheus_text(samples)
+    # With an unknown measurement, a counter among it, and the host's status.
+    extra = reading("zfs_pool", {"size_bytes": 5, "read_ops": 7}, {"pool": "rpool"}, ("read_ops",))
+    text = prometheus_text([*every_kind(), extra])
+    assert '\nfleet_agent_up{host="pve1"} 1.0\n' in text
+    assert '\nfleet_agent_batches_received_total{host="pve1"} 1.0\n' in text
+    assert '\nfleet_agent_zfs_pool_read_ops_total{host="pve1",pool="rpool"} 7.0\n' in text
     # promtool calls a name camelCase where a lower-case letter meets an upper-case one:
     # node_memory_Buffers_bytes and node_memory_Cached_bytes pass, these five do not.
     camel = [
@@ -365,7 +371,7 @@ def test_promtool_accepts_all_but_node_exporters_own_camel_case_memory_names() -
     ]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from(
         [
@@ -406,11 +412,14 @@ def test_promtool_accepts_all_but_node_exporters_own_camel_case_memory_names() -
                 "free_bytes",
                 "files",
                 "read_time_seconds",
+                "io_time_seconds",
+                "transmit_bytes",
+                "written_bytes",
                 "y",
             ]
         ),
         st.one_of(
-            st.integers(-(2**40), 2**40),
+            st.integers(-(2**65), 2**65),
             st.floats(allow_nan=False, allow_infinity=False),
             st.booleans(),
             st.text(max_size=5),
@@ -427,7 +436,15 @@ def test_any_reading_maps_without_raising_and_names_its_host(
     for _ in range(2):  # the second reading exercises the previous-value paths
         naming.map(Sample(measurement, tags, fields, NS), out)
     for sample in out:
-        assert sample.sink in (SINK_PROMETHEUS, SINK_LINE_PROTOCOL)
+        assert sample.sink == SINK_LINE_PROTOCOL
         assert sample.tags["host"] == "h"
-    prometheus_text(out)
+    # The hub's fast path (lines without samples) writes exactly what the samples encode to.
+    direct: list[str] = []
+    fast, encoder = HostNaming("h"), LineEncoder()
+    for _ in range(2):
+        fast.lines([Sample(measurement, tags, fields, NS)], encoder, direct)
+    assert direct == lines(out)
+    reading_ = Sample(measurement, tags, fields, NS)
+    names = exposition([reading_], host="h")
+    assert all(labels.get("host") == "h" for sets in names.values() for labels in sets)
     lines(out)

@@ -152,7 +152,7 @@ def decode(data: str | bytes) -> Message:
             return Batch(
                 seq=_int(raw, "seq", 1),
                 time=_number(raw, "time"),
-                samples=tuple(_sample(item) for item in _list(raw, "samples")),
+                samples=tuple([_sample(item) for item in _list(raw, "samples")]),
             )
         if kind == "ack":
             return Ack(seq=_int(raw, "seq", 0))
@@ -255,10 +255,9 @@ def _sample(item: Any) -> Sample:
     if counters:
         if type(counters) is not list:
             raise _Bad("sample 'c' must be a list of field names")
-        for name in counters:
-            if type(name) is not str or name not in fields:
-                raise _Bad("sample 'c' must name fields of the sample")
-        names = frozenset(counters)
+        names = _counter_names(counters)
+        if not fields.keys() >= names:
+            raise _Bad("sample 'c' must name fields of the sample")
     elif counters is None or counters == []:
         names = _NO_COUNTERS
     else:
@@ -268,3 +267,23 @@ def _sample(item: Any) -> Sample:
 
 
 _NO_COUNTERS: Final[frozenset[str]] = frozenset()
+# A host sends the same few counter lists in every batch: one frozenset each, shared by every
+# sample (and by the hub's readings, which keep them), instead of one per sample.
+_COUNTER_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+_MAX_COUNTER_SETS: Final = 4096
+
+
+def _counter_names(counters: list[Any]) -> frozenset[str]:
+    """``counters`` as a shared frozenset; ``_Bad`` unless it holds only strings."""
+    key = tuple(counters)
+    try:
+        names = _COUNTER_SETS.get(key)
+    except TypeError:  # an unhashable item (a list, an object)
+        raise _Bad("sample 'c' must be a list of field names") from None
+    if names is None:
+        if not all(type(name) is str for name in counters):
+            raise _Bad("sample 'c' must be a list of field names")
+        if len(_COUNTER_SETS) >= _MAX_COUNTER_SETS:
+            _COUNTER_SETS.clear()  # bounded: a flood of made-up lists only costs a refill
+        names = _COUNTER_SETS[key] = frozenset(counters)
+    return names

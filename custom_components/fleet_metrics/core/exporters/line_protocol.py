@@ -146,6 +146,16 @@ def _tag_text(tags: Iterable[tuple[str, str]]) -> str:
     return "".join(f",{key}={value}" for key, value in sorted(written.items()))
 
 
+def series_head(measurement: str, tags: Mapping[str, str]) -> tuple[str, int]:
+    """The escaped ``measurement,tags`` text of a series ("" when no line can carry it) and
+    the bytes it leaves for a field key: what ``LineEncoder`` remembers per series, for a
+    source that writes the lines of its own series itself."""
+    measurement = escape_measurement(measurement)
+    head = measurement + _tag_text(tags.items()) if measurement else ""
+    room = MAX_KEY_BYTES - _FIELD_KEY_SEPARATOR_BYTES - _utf8_len(head)
+    return ("", room) if room <= 0 else (head, room)
+
+
 class LineEncoder:
     """Encodes samples, remembering the escaped text of series keys and field names.
 
@@ -166,15 +176,12 @@ class LineEncoder:
         self._longest_key = 0
         self.skipped = 0
 
-    def _series(self, cache_key: tuple[object, ...], sample: Sample) -> tuple[str, int]:
+    def _series(
+        self, cache_key: tuple[object, ...], measurement: str, tags: Mapping[str, str]
+    ) -> tuple[str, int]:
         if len(self._head) >= self._limit:
             self._head.clear()
-        measurement = escape_measurement(sample.measurement)
-        head = measurement + _tag_text(sample.tags.items()) if measurement else ""
-        room = MAX_KEY_BYTES - _FIELD_KEY_SEPARATOR_BYTES - _utf8_len(head)
-        if room <= 0:
-            head = ""
-        entry = self._head[cache_key] = (head, room)
+        entry = self._head[cache_key] = series_head(measurement, tags)
         return entry
 
     def _prefix(self, key: str) -> tuple[str, bool]:
@@ -195,22 +202,39 @@ class LineEncoder:
         when the sample is meant for another output (``Sample.sink``)."""
         if sample.sink is not None and sample.sink != SINK_LINE_PROTOCOL:
             return None
-        items: Iterable[tuple[str, FieldValue]] = sample.fields.items()
-        counters = sample.counters
-        if sample.histogram is not None:
-            histogram = _histogram_fields(sample)
-            items = {**sample.fields, **histogram}.items()
-            counters = counters.union(key for key in histogram if key != "sum")
+        if sample.histogram is None:
+            return self.encode_fields(
+                sample.measurement, sample.tags, sample.fields, sample.time_ns, sample.counters
+            )
+        histogram = _histogram_fields(sample)
+        return self.encode_fields(
+            sample.measurement,
+            sample.tags,
+            {**sample.fields, **histogram},
+            sample.time_ns,
+            sample.counters.union(key for key in histogram if key != "sum"),
+        )
+
+    def encode_fields(
+        self,
+        measurement: str,
+        tags: Mapping[str, str],
+        fields: Mapping[str, FieldValue],
+        time_ns: int,
+        counters: frozenset[str] | None,
+    ) -> str | None:
+        """``encode`` of a sample's parts, for a source that writes lines without making
+        samples first; ``counters`` None: every int is an integer field."""
         prefixes = self._field_prefix
-        fields = []
+        texts = []
         plain = True
         isfinite, low, high = math.isfinite, _INT64_MIN, _INT64_MAX  # locals: the hot loop
-        for key, value in items:
+        for key, value in fields.items():
             kind = type(value)
             if kind is float and isfinite(value):  # type: ignore[arg-type]
                 encoded = repr(value)
             elif kind is int:
-                if key in counters:
+                if counters is None or key in counters:
                     if not low <= value <= high:  # type: ignore[operator]
                         continue
                     encoded = f"{value}i"
@@ -228,23 +252,23 @@ class LineEncoder:
                 prefix, plain_key = self._prefix(key)
                 plain = plain and plain_key
             if prefix:
-                fields.append(prefix + encoded)
-        if not fields:
+                texts.append(prefix + encoded)
+        if not texts:
             return None
-        cache_key = (sample.measurement, *sample.tags.items())
+        cache_key = (measurement, *tags.items())
         entry = self._head.get(cache_key)
         if entry is None:
-            entry = self._series(cache_key, sample)
+            entry = self._series(cache_key, measurement, tags)
         head, room = entry
         if not head:
             self.skipped += 1
             return None
         if not plain or room < self._longest_key:
-            fields = _checked(fields, room)
-            if not fields:
+            texts = _checked(texts, room)
+            if not texts:
                 self.skipped += 1
                 return None
-        return f"{head} {','.join(fields)} {sample.time_ns}"
+        return f"{head} {','.join(texts)} {time_ns}"
 
 
 def _checked(fields: list[str], room: int) -> list[str]:

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import TextIO
 
 from ..backoff import Backoff
@@ -100,6 +101,19 @@ class LineProtocolOutput:
                 self._buffer.popleft()
                 self.dropped += 1
             self._buffer.append(line)
+
+    def add_lines(self, lines: Iterable[str]) -> None:
+        """Lines encoded by a source itself (with this module's ``LineEncoder``), so that a
+        source with its own shapes makes no ``Sample`` per line; the buffer's cap applies."""
+        if self.output == "none" or self._closed:
+            return
+        buffer = self._buffer
+        buffer.extend(lines)
+        excess = len(buffer) - self.max_buffer
+        if excess > 0:
+            for _ in range(excess):
+                buffer.popleft()
+            self.dropped += excess
 
     async def flush(self, deadline: float | None = None) -> int:
         """Write what is buffered; returns the number of lines written.

@@ -168,10 +168,7 @@ class PrometheusSink(Collector):
             if len(self._names) >= _CACHE_SIZE:
                 self._names.clear()
             full = f"{measurement}_{field_name}" if field_name else measurement
-            if full in self._help and _PROMETHEUS_NAME.fullmatch(full):
-                name = self._names[key] = full  # declared by a source: verbatim
-            else:
-                name = self._names[key] = sanitize_metric_name(full, kind)
+            name = self._names[key] = metric_name(full, kind, self._help)
         return name
 
     def _label_key(self, tags: Mapping[str, str]) -> LabelKey:
@@ -329,6 +326,21 @@ class PrometheusSink(Collector):
                     out.clear()
         if out:
             yield "".join(out)
+
+
+def metric_name(full: str, kind: str, declared: Mapping[str, str]) -> str:
+    """The exposed name of ``full`` (module doc): verbatim when declared and valid."""
+    if full in declared and _PROMETHEUS_NAME.fullmatch(full):
+        return full
+    return sanitize_metric_name(full, kind)
+
+
+def label_text(labels: LabelKey) -> str:
+    """``{a="1",b="2"}`` of valid label names in order, values escaped (and UTF-8 safe)."""
+    return _label_text(tuple((key, _utf8(value)) for key, value in labels))
+
+
+format_value = _format_value
 
 
 def _escape_label_value(value: str) -> str:

@@ -18,7 +18,10 @@ Rules (issue 9):
   checkpointed seq. The welcome's ``resume_from`` is the durable seq, never more, so an
   agent never forgets a batch a crash of the server could still lose;
 - caps, each with counted overflow: hosts (from the store), samples per batch, series per
-  host.
+  host;
+- what a batch gives the outputs: its readings are kept, the newest per series, for
+  ``/metrics`` (``HostsExposition`` maps them when scraped, with every host's status), and
+  its telegraf-shaped line protocol samples go to ``emit`` as they arrive.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ...agent.protocol import CLOSE_NOT_AUTHORISED, CLOSE_REPLACED, Ack, Batch, Hello, Welcome
+from ...exporters.line_protocol import LineEncoder
 from ...rejects import Rejects
-from ...sample import SINK_PROMETHEUS, Sample
+from ...sample import Sample
+from .exposition import Reading, TagKey
 from .naming import HostNaming
 from .store import HostRecord, Progress
 from .tokens import FailureLimiter, check
@@ -124,7 +129,10 @@ class HostState:
     batches_duplicate: int = 0
     seq_gaps: int = 0
     samples_dropped: int = 0
-    series: set[tuple[object, ...]] = field(default_factory=set)
+    # The newest reading of each series, for /metrics (see ``exposition``): measurement ->
+    # tags -> reading; ``series_count`` of them, within the cap.
+    readings: dict[str, dict[TagKey, Reading]] = field(default_factory=dict)
+    series_count: int = 0
     naming: HostNaming = field(init=False)
     offline_timer: Timer | None = None
 
@@ -157,6 +165,8 @@ class Hub:
         call_later: CallLater | None = None,
     ) -> None:
         self._emit: Callable[[Sample], None] = emit or _drop
+        self._write_lines: Callable[[list[str]], None] | None = None
+        self._encoder = LineEncoder()
         self.rejects = rejects if rejects is not None else Rejects("agents")
         self.limiter = limiter if limiter is not None else FailureLimiter()
         self.limits = limits or HubLimits()
@@ -173,9 +183,16 @@ class Hub:
         self._last_reload = 0.0
         self.closed = False  # stopping: nothing is applied or acked any more
 
-    def set_emit(self, emit: Callable[[Sample], None]) -> None:
-        """Where applied samples go (a hub may exist before its owner starts emitting)."""
+    def set_emit(
+        self,
+        emit: Callable[[Sample], None],
+        write_lines: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        """Where applied batches' line protocol goes (a hub may exist before its owner
+        starts emitting): as samples to ``emit``, or, given ``write_lines``, as lines the hub
+        encodes itself (no ``Sample`` per line: the runner's fast path)."""
         self._emit = emit
+        self._write_lines = write_lines
 
     # --- the registered hosts ------------------------------------------------------------
 
@@ -257,7 +274,6 @@ class Hub:
                 listener(state)
             except Exception:
                 _LOGGER.exception("host listener failed")
-        self._emit_status(state)
 
     # --- a connection's life --------------------------------------------------------------
 
@@ -330,22 +346,40 @@ class Hub:
         if len(samples) > limit:
             state.samples_dropped += len(samples) - limit
             samples = samples[:limit]
-        out: list[Sample] = []
-        series = state.series
+        readings = state.readings
         max_series = self.limits.max_series_per_host
-        naming = state.naming
+        kept: list[Sample] = []
         for sample in samples:
-            if len(series) >= max_series:
-                key = (sample.measurement, *sample.tags.items())
-                if key not in series:
-                    state.samples_dropped += 1
-                    continue
+            measurement = sample.measurement
+            by_tags = readings.get(measurement)
+            if by_tags is None:
+                by_tags = readings[measurement] = {}
+            key = tuple(sample.tags.items())
+            reading = by_tags.get(key)
+            if reading is not None:
+                reading.fields = sample.fields
+                reading.counters = sample.counters
+                reading.arrived = now
+            elif state.series_count < max_series:
+                state.series_count += 1
+                by_tags[key] = Reading(sample.fields, sample.counters, now)
             else:
-                series.add((sample.measurement, *sample.tags.items()))
-            naming.map(sample, out)
-        emit = self._emit
-        for sample in out:
-            emit(sample)
+                state.samples_dropped += 1
+                if not by_tags:
+                    del readings[measurement]
+                continue
+            kept.append(sample)
+        if self._write_lines is not None:
+            lines: list[str] = []
+            state.naming.lines(kept, self._encoder, lines)
+            self._write_lines(lines)
+        elif self._emit is not _drop:  # Home Assistant's hub has no line protocol output
+            out: list[Sample] = []
+            for sample in kept:
+                state.naming.map(sample, out)
+            emit = self._emit
+            for sample in out:
+                emit(sample)
         state.last_seq = batch.seq
         state.batches_received += 1
         if batch.time < state.connected_at - REPLAY_SLACK:
@@ -464,37 +498,6 @@ class Hub:
     def online_count(self) -> int:
         return sum(1 for state in self.hosts.values() if state.online)
 
-    def status_samples(self) -> list[Sample]:
-        """fleet_agent_* for every registered host (offline ones too: up is 0)."""
-        return [self._status(state) for state in self.hosts.values()]
-
-    def _emit_status(self, state: HostState) -> None:
-        self._emit(self._status(state))
-
-    def _status(self, state: HostState) -> Sample:
-        fields: dict[str, float | int | bool | str] = {
-            "up": 1 if state.online else 0,
-            "batches_received": state.batches_received,
-            "batches_replayed": state.batches_replayed,
-            "batches_duplicate": state.batches_duplicate,
-            "seq_gaps": state.seq_gaps,
-            "samples_dropped": state.samples_dropped,
-        }
-        if state.last_seen is not None:
-            fields["last_seen_timestamp_seconds"] = state.last_seen
-        return Sample(
-            "fleet_agent",
-            {"host": state.name},
-            fields,
-            counters=_STATUS_COUNTERS,
-            sink=SINK_PROMETHEUS,
-        )
-
 
 def _drop(sample: Sample) -> None:
     """No owner emits yet."""
-
-
-_STATUS_COUNTERS = frozenset(
-    {"batches_received", "batches_replayed", "batches_duplicate", "seq_gaps", "samples_dropped"}
-)

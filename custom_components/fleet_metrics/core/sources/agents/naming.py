@@ -5,8 +5,10 @@ collectors). Prometheus users expect node_exporter's names and shapes
 (``node_cpu_seconds_total{host,mode}``, ``node_memory_MemTotal_bytes``) and line protocol
 users telegraf's (``cpu,cpu=cpu-total,host=h usage_idle=..,time_idle=..``), so that existing
 dashboards work. The two differ in shape, not only in name (a label per CPU mode against a
-field per mode; telegraf's percentages are computed from two readings), so each reading
-becomes one sample per output, marked with ``Sample.sink``; see ``sample.Sample``.
+field per mode; telegraf's percentages are computed from two readings). The tables here serve
+both: ``exposition`` maps the hub's stored readings to node_exporter's families when
+``/metrics`` is scraped, and ``HostNaming`` turns each reading into telegraf's line protocol
+samples (``Sample.sink`` = line protocol) as it arrives.
 
 A measurement this module does not know (a collector added later) keeps its shape: for
 Prometheus ``fleet_agent_<measurement>_<field>`` under the sink's lint rules, for line
@@ -16,12 +18,14 @@ previous readings are needed for (CPU times, boot time) and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
-from ...sample import SINK_LINE_PROTOCOL, SINK_PROMETHEUS, FieldValue, Sample
+from ...exporters.line_protocol import LineEncoder, format_field_value, series_head
+from ...sample import SINK_LINE_PROTOCOL, FieldValue, Sample
 
-# HELP of every name declared here; the Prometheus sink writes declared names verbatim.
+# HELP of every name declared here; declared names are exposed verbatim.
 HELP: Final[Mapping[str, str]] = {
     "node_cpu_seconds": "Seconds the CPUs spent in each mode.",
     "node_cpu_guest_seconds": "Seconds the CPUs spent running guests, by mode.",
@@ -73,7 +77,7 @@ HELP: Final[Mapping[str, str]] = {
 }
 
 # measurement -> (Prometheus prefix, field -> name after the prefix, tags kept as labels)
-_TABLES: Final[Mapping[str, tuple[str, Mapping[str, str], tuple[str, ...]]]] = {
+TABLES: Final[Mapping[str, tuple[str, Mapping[str, str], tuple[str, ...]]]] = {
     "memory": (
         "node_memory",
         {
@@ -141,10 +145,10 @@ _TABLES: Final[Mapping[str, tuple[str, Mapping[str, str], tuple[str, ...]]]] = {
         ("collector",),
     ),
 }
-_GUEST_MODES: Final = {"guest": "user", "guest_nice": "nice"}
+GUEST_MODES: Final = {"guest": "user", "guest_nice": "nice"}
 # telegraf's total excludes guest time, which the kernel already counts in user and nice.
 _CPU_TOTAL_MODES: Final = ("user", "system", "nice", "iowait", "irq", "softirq", "steal", "idle")
-_INFO_TAGS: Final = ("agent_version", "kernel", "os", "pve_version")
+INFO_TAGS: Final = ("agent_version", "kernel", "os", "pve_version")
 _TELEGRAF_NET: Final = {
     "receive_bytes": "bytes_recv", "transmit_bytes": "bytes_sent",
     "receive_packets": "packets_recv", "transmit_packets": "packets_sent",
@@ -161,22 +165,25 @@ _TELEGRAF_DISKIO_MS: Final = {
 }  # fmt: skip
 
 
-def _prom(
-    measurement: str,
-    tags: dict[str, str],
-    fields: dict[str, FieldValue],
-    time_ns: int,
-    counters: frozenset[str] = frozenset(),
-) -> Sample:
-    return Sample(measurement, tags, fields, time_ns, counters, sink=SINK_PROMETHEUS)
+_NET_PREFIX: Final = {key: f"{name}=" for key, name in _TELEGRAF_NET.items()}
+_DISKIO_PREFIX: Final = {key: f"{name}=" for key, name in _TELEGRAF_DISKIO.items()}
+_DISKIO_MS_PREFIX: Final = {key: f"{name}=" for key, name in _TELEGRAF_DISKIO_MS.items()}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MAX_HEADS: Final = 4096  # a host has so many devices; past it the cache starts over
+_ROOM: Final = 64  # bytes a series key leaves for a field key that no check is needed below
+
+# One telegraf-shaped line: measurement, tags, fields, time, and the fields that are integers;
+# None: every int field is, as telegraf writes them (an existing telegraf database would
+# refuse a float into an integer field).
+Put = Callable[[str, Mapping[str, str], Mapping[str, FieldValue], int, frozenset[str] | None], None]
 
 
-def _lp(measurement: str, tags: dict[str, str], fields: dict[str, FieldValue], ns: int) -> Sample:
-    """A telegraf-shaped line; ``counters`` holds the int fields, so that line protocol
-    writes them as integers as telegraf does (an existing telegraf database would refuse a
-    float into an integer field). Only the line protocol output sees these samples."""
-    ints = frozenset(key for key, value in fields.items() if type(value) is int)
-    return Sample(measurement, tags, fields, ns, ints, sink=SINK_LINE_PROTOCOL)
+def _milliseconds(seconds: FieldValue | None) -> int | None:
+    """Whole milliseconds of ``seconds``; None when there are none to write."""
+    number = _number(seconds)
+    if number is None or not math.isfinite(number := number * 1000):
+        return None
+    return int(number)
 
 
 def _number(value: FieldValue | None) -> float | None:
@@ -188,77 +195,119 @@ def _number(value: FieldValue | None) -> float | None:
 class HostNaming:
     """Maps one host's readings; keeps its previous CPU times and its boot time."""
 
-    __slots__ = ("_boot_time", "_cpu", "host")
+    __slots__ = ("_boot_time", "_cpu", "_heads", "host")
 
     def __init__(self, host: str) -> None:
         self.host = host
+        self._heads: dict[tuple[str, str], tuple[str, int]] = {}  # the encoder's, by device
         self._cpu: dict[str, dict[str, float]] = {}  # cpu tag -> seconds by mode
         self._boot_time: float | None = None
 
     def map(self, sample: Sample, out: list[Sample]) -> None:
-        """Append the samples ``sample`` becomes for both outputs to ``out``."""
+        """Append the line protocol samples ``sample`` becomes to ``out`` (Prometheus maps
+        the hub's stored readings when scraped, see ``exposition``)."""
+
+        def put(
+            measurement: str,
+            tags: Mapping[str, str],
+            fields: Mapping[str, FieldValue],
+            ns: int,
+            counters: frozenset[str] | None,
+        ) -> None:
+            if counters is None:
+                counters = frozenset(key for key, value in fields.items() if type(value) is int)
+            out.append(Sample(measurement, tags, fields, ns, counters, sink=SINK_LINE_PROTOCOL))
+
+        self._map(sample, put)
+
+    def lines(self, samples: Iterable[Sample], encoder: LineEncoder, out: list[str]) -> None:
+        """Append the lines ``samples`` become to ``out``, encoded by ``encoder`` without a
+        ``Sample`` per line: the same lines as ``map`` and the line protocol output give."""
+        encode = encoder.encode_fields
+
+        def put(
+            measurement: str,
+            tags: Mapping[str, str],
+            fields: Mapping[str, FieldValue],
+            ns: int,
+            counters: frozenset[str] | None,
+        ) -> None:
+            line = encode(measurement, tags, fields, ns, counters)
+            if line is not None:
+                out.append(line)
+
+        for sample in samples:
+            measurement = sample.measurement
+            if measurement == "network":
+                done = self._device_line(sample, encoder, out, "net", "interface", _NET_PREFIX)
+            elif measurement == "disk":
+                done = self._device_line(sample, encoder, out, "diskio", "name", _DISKIO_PREFIX)
+            else:
+                done = False
+            if not done:
+                self._map(sample, put)
+
+    def _device_line(
+        self,
+        sample: Sample,
+        encoder: LineEncoder,
+        out: list[str],
+        measurement: str,
+        tag: str,
+        prefixes: Mapping[str, str],
+    ) -> bool:
+        """``_telegraf``'s net and diskio lines, written straight from the reading (most of
+        a batch is per-device readings); False leaves the sample to the general path."""
+        device = sample.tags.get("device", "")
+        key = (measurement, device)
+        entry = self._heads.get(key)
+        if entry is None:
+            if len(self._heads) >= _MAX_HEADS:
+                self._heads.clear()
+            entry = self._heads[key] = series_head(measurement, {"host": self.host, tag: device})
+        head, room = entry
+        if room < _ROOM:
+            return False  # the general path decides what such a series gets
+        texts = []
+        fields = sample.fields
+        low, high = _INT64_MIN, _INT64_MAX
+        for name, value in fields.items():
+            prefix = prefixes.get(name)
+            if prefix is None:
+                continue
+            if type(value) is int and low <= value <= high:
+                texts.append(f"{prefix}{value}i")
+            elif (text := format_field_value(value, integer=True)) is not None:
+                texts.append(prefix + text)
+        if measurement == "diskio":
+            for name, prefix in _DISKIO_MS_PREFIX.items():
+                ms = _milliseconds(fields.get(name))
+                if ms is not None and low <= ms <= high:
+                    texts.append(f"{prefix}{ms}i")
+        if texts:
+            out.append(f"{head} {','.join(texts)} {sample.time_ns}")
+        return True
+
+    def _map(self, sample: Sample, put: Put) -> None:
         measurement = sample.measurement
         if measurement == "cpu":
-            self._cpu_samples(sample, out)
+            self._cpu_samples(sample, put)
         elif measurement == "host":
-            self._host_samples(sample, out)
-        elif measurement in _TABLES:
-            self._table_prometheus(sample, out)
-            self._telegraf(sample, out)
+            self._host_samples(sample, put)
+        elif measurement in TABLES:
+            self._telegraf(sample, put)
         else:
-            self._unknown(sample, out)
+            put(measurement, {**sample.tags, "host": self.host}, sample.fields, sample.time_ns,
+                sample.counters)  # fmt: skip
 
-    def _labels(self, sample: Sample, kept: tuple[str, ...]) -> dict[str, str]:
-        tags = {key: sample.tags[key] for key in kept if key in sample.tags}
-        tags["host"] = self.host
-        return tags
-
-    def _table_prometheus(self, sample: Sample, out: list[Sample]) -> None:
-        prefix, names, kept = _TABLES[sample.measurement]
-        fields: dict[str, FieldValue] = {}
-        counters = []
-        for key, value in sample.fields.items():
-            name = names.get(key)
-            if name is None or isinstance(value, str):
-                continue
-            fields[name] = value
-            if key in sample.counters:
-                counters.append(name)
-        if fields:
-            out.append(
-                _prom(
-                    prefix, self._labels(sample, kept), fields, sample.time_ns, frozenset(counters)
-                )
-            )
-
-    def _unknown(self, sample: Sample, out: list[Sample]) -> None:
-        tags = {**sample.tags, "host": self.host}
-        out.append(
-            _prom(f"fleet_agent_{sample.measurement}", tags, dict(sample.fields),
-                  sample.time_ns, sample.counters)
-        )  # fmt: skip
-        out.append(
-            Sample(sample.measurement, tags, sample.fields, sample.time_ns, sample.counters,
-                   sink=SINK_LINE_PROTOCOL)
-        )  # fmt: skip
-
-    def _cpu_samples(self, sample: Sample, out: list[Sample]) -> None:
+    def _cpu_samples(self, sample: Sample, put: Put) -> None:
         cpu = sample.tags.get("cpu", "total")
-        base = {"host": self.host} if cpu == "total" else {"host": self.host, "cpu": cpu}
         ns = sample.time_ns
         seconds: dict[str, float] = {}
         for mode, value in sample.fields.items():
             number = _number(value)
-            if number is None:
-                continue
-            seconds[mode] = number
-            guest = _GUEST_MODES.get(mode)
-            if guest is not None:
-                out.append(_prom("node_cpu_guest", {**base, "mode": guest},
-                                 {"seconds": number}, ns, _SECONDS))  # fmt: skip
-            else:
-                out.append(_prom("node_cpu", {**base, "mode": mode}, {"seconds": number}, ns,
-                                 _SECONDS))  # fmt: skip
+            if number is not None:
+                seconds[mode] = number
         # telegraf: cpu=cpu-total / cpu0, time_<mode> and usage_<mode> (percent since last).
         fields: dict[str, FieldValue] = {f"time_{mode}": value for mode, value in seconds.items()}
         previous = self._cpu.get(cpu)
@@ -270,23 +319,19 @@ class HostNaming:
         if len(self._cpu) < 1024 or cpu in self._cpu:  # bounded: a host has so many CPUs
             self._cpu[cpu] = seconds
         name = "cpu-total" if cpu == "total" else f"cpu{cpu}"
-        out.append(_lp("cpu", {"cpu": name, "host": self.host}, fields, ns))
+        put("cpu", {"cpu": name, "host": self.host}, fields, ns, None)
 
-    def _host_samples(self, sample: Sample, out: list[Sample]) -> None:
+    def _host_samples(self, sample: Sample, put: Put) -> None:
         ns = sample.time_ns
-        info = {key: sample.tags.get(key, "") for key in _INFO_TAGS}
-        info["host"] = self.host
-        out.append(_prom("fleet_agent", info, {"info": 1}, ns))
         boot = _number(sample.fields.get("boot_time_seconds"))
         if boot is not None:
             self._boot_time = boot
-            out.append(_prom("node_boot_time", {"host": self.host}, {"seconds": boot}, ns))
-            out.append(_lp("kernel", {"host": self.host}, {"boot_time": int(boot)}, ns))
+            put("kernel", {"host": self.host}, {"boot_time": int(boot)}, ns, None)
         cpus = sample.fields.get("cpus")
         if type(cpus) is int:
-            out.append(_lp("system", {"host": self.host}, {"n_cpus": cpus}, ns))
+            put("system", {"host": self.host}, {"n_cpus": cpus}, ns, None)
 
-    def _telegraf(self, sample: Sample, out: list[Sample]) -> None:
+    def _telegraf(self, sample: Sample, put: Put) -> None:
         measurement = sample.measurement
         f = sample.fields
         host = self.host
@@ -299,23 +344,23 @@ class HostNaming:
             if self._boot_time is not None:
                 fields["uptime"] = max(0, int(ns / 1e9 - self._boot_time))
             if fields:
-                out.append(_lp("system", {"host": host}, fields, ns))
+                put("system", {"host": host}, fields, ns, None)
         elif measurement == "memory":
-            out.append(_lp("mem", {"host": host}, _memory_fields(f), ns))
+            put("mem", {"host": host}, _memory_fields(f), ns, None)
         elif measurement == "swap":
-            out.append(_lp("swap", {"host": host}, _swap_fields(f), ns))
+            put("swap", {"host": host}, _swap_fields(f), ns, None)
         elif measurement == "network":
             fields = {_TELEGRAF_NET[k]: v for k, v in f.items() if k in _TELEGRAF_NET}
-            out.append(_lp("net", {"host": host, "interface": sample.tags.get("device", "")},
-                           fields, ns))  # fmt: skip
+            put("net", {"host": host, "interface": sample.tags.get("device", "")},
+                           fields, ns, None)  # fmt: skip
         elif measurement == "disk":
             fields = {_TELEGRAF_DISKIO[k]: v for k, v in f.items() if k in _TELEGRAF_DISKIO}
             for key, name in _TELEGRAF_DISKIO_MS.items():
-                seconds = _number(f.get(key))
-                if seconds is not None:
-                    fields[name] = int(seconds * 1000)
-            out.append(_lp("diskio", {"host": host, "name": sample.tags.get("device", "")},
-                           fields, ns))  # fmt: skip
+                ms = _milliseconds(f.get(key))
+                if ms is not None:
+                    fields[name] = ms
+            put("diskio", {"host": host, "name": sample.tags.get("device", "")},
+                           fields, ns, None)  # fmt: skip
         elif measurement == "filesystem":
             tags = {
                 "host": host,
@@ -323,7 +368,7 @@ class HostNaming:
                 "device": sample.tags.get("device", "").removeprefix("/dev/"),
                 "fstype": sample.tags.get("fstype", ""),
             }
-            out.append(_lp("disk", tags, _disk_fields(f), ns))
+            put("disk", tags, _disk_fields(f), ns, None)
         elif measurement == "temperature":
             base = "_".join(
                 (sample.tags.get("chip", ""), sample.tags.get("sensor", ""))
@@ -332,14 +377,11 @@ class HostNaming:
                                 ("critical_celsius", "crit")):  # fmt: skip
                 value = _number(f.get(key))
                 if value is not None:
-                    out.append(_lp("temp", {"host": host, "sensor": f"{base}_{suffix}"},
-                                   {"temp": value}, ns))  # fmt: skip
+                    put("temp", {"host": host, "sensor": f"{base}_{suffix}"},
+                                   {"temp": value}, ns, None)  # fmt: skip
         elif measurement in ("fan", "collector"):
             tags = {**sample.tags, "host": host}
-            out.append(Sample(measurement, tags, f, ns, sample.counters, sink=SINK_LINE_PROTOCOL))
-
-
-_SECONDS: Final = frozenset({"seconds"})
+            put(measurement, tags, f, ns, sample.counters)
 
 
 def _ints(fields: Mapping[str, FieldValue], names: Mapping[str, str]) -> dict[str, FieldValue]:

@@ -2,9 +2,8 @@
 
 The source owns the hub for as long as it runs: it loads the registered hosts, notices the
 ``hosts`` command's changes through ``PRAGMA data_version`` every ``poll_interval`` (so a
-removed or rotated host is cut off within about a second), and re-emits every host's
-``fleet_agent_*`` status every ``status_interval`` so that no status series ever reaches
-the Prometheus TTL.
+removed or rotated host is cut off within about a second). ``exposition`` is what the
+runner's ``/metrics`` shows of the hosts (readings and status, mapped when scraped).
 
 Nothing is acked before it is durable (``checkpoint``): the hub's state is snapshotted,
 ``flush_output`` writes every line the outputs hold (so the batches' lines are out of the
@@ -35,6 +34,7 @@ import voluptuous as vol
 from ...agent.protocol import Batch
 from ...source import Emit, Source, SourceContext
 from ...validators import integer, positive_seconds
+from .exposition import HostsExposition
 from .hub import DEFAULT_GRACE, GOING_AWAY, HostState, Hub, HubLimits
 from .naming import HELP
 from .store import HostRecord, HostStore
@@ -56,6 +56,7 @@ SCHEMA: dict[Any, Any] = {
     vol.Optional("max_series_per_host", default=10_000): integer(1),
     vol.Optional("failed_logins_per_minute", default=10): integer(1),
     vol.Optional("poll_interval", default=1.0): positive_seconds,
+    # Accepted for configs written before the status was rendered when scraped; unused.
     vol.Optional("status_interval", default=15.0): positive_seconds,
 }
 
@@ -73,6 +74,8 @@ class AgentsSource(Source):
         self._checkpoint_lock = asyncio.Lock()
         # Set by the runner: flush every output and say what became of the buffered lines.
         self.flush_output: Callable[[], Awaitable[FlushOutcome]] | None = None
+        # Set by the runner: the line protocol output's ``add_lines`` (the hub encodes).
+        self.write_lines: Callable[[list[str]], None] | None = None
         self.checkpoints_failed = 0
         self.hub = Hub(
             limits=HubLimits(
@@ -87,6 +90,7 @@ class AgentsSource(Source):
             deferred_acks=True,
         )
         self.hub.subscribe(on_batch=self._count_batch)
+        self.exposition = HostsExposition(self.hub)
         self.ready = False
 
     def _count_batch(self, state: HostState, batch: Batch) -> None:
@@ -103,20 +107,14 @@ class AgentsSource(Source):
     async def run(self, emit: Emit) -> None:
         self._store = await asyncio.to_thread(HostStore, self.config["database"])
         self.hub.reopen()  # after a restart by the supervisor
-        self.hub.set_emit(emit)
+        self.hub.set_emit(emit, self.write_lines)
         version = self._store.data_version()
         self.hub.set_hosts(self._read_hosts())
         self.ready = True
         _LOGGER.info(
             "agents: %d hosts registered in %s", len(self.hub.hosts), self.config["database"]
         )
-        loop = asyncio.get_running_loop()
-        next_status = loop.time()
         while True:
-            if loop.time() >= next_status:
-                for sample in self.hub.status_samples():
-                    emit(sample)
-                next_status = loop.time() + self.config["status_interval"]
             await asyncio.sleep(self.config["poll_interval"])
             with self._store_lock:
                 current = self._store.data_version()
