@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from custom_components.fleet_metrics.core.agent.collectors.cpu import MODES as CPU_MODES
 from custom_components.fleet_metrics.core.agent.protocol import Batch, Hello
 from custom_components.fleet_metrics.core.exporters.line_protocol import LineEncoder
 from custom_components.fleet_metrics.core.sample import (
@@ -29,18 +30,6 @@ from custom_components.fleet_metrics.core.sources.agents.naming import HostNamin
 from custom_components.fleet_metrics.core.sources.agents.store import HostRecord
 
 NS = 1_700_000_000_000_000_000
-CPU_MODES = (
-    "user",
-    "nice",
-    "system",
-    "idle",
-    "iowait",
-    "irq",
-    "softirq",
-    "steal",
-    "guest",
-    "guest_nice",
-)
 
 
 def reading(
