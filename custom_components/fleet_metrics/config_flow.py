@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import voluptuous as vol
 from homeassistant.config_entries import (
@@ -120,32 +117,15 @@ REAUTH_SCHEMAS = {
     ),
 }
 REAUTH_SCHEMAS[KIND_TICKRMETER] = REAUTH_SCHEMAS[KIND_TASMOTA]
+
+
 # One DNS label: letters, digits, '-' (not at either end) and '_' (common in LAN names).
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
-
-
-def _is_host(name: str) -> bool:
-    """An IP address or a DNS name; ``http_url`` accepts any text after ``http://``."""
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        labels = name.removesuffix(".").split(".")
-        return len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
-    return True
-
-
 def _opendtu_url(value: Any) -> str | None:
     """The DTU's base URL (a bare host gets ``http://``), or None when it names no host."""
     try:
-        url = http_url(value)
-        host = urlsplit(url).hostname
-    except (vol.Invalid, ValueError):  # ValueError: urlsplit on e.g. "http://[::1"
+        return http_url(value)
+    except vol.Invalid:
         return None
-    # urlsplit drops tabs and newlines before parsing, so "http://\ndtu" has a good host but
-    # would be stored, and requested, as typed.
-    if not url.isprintable() or any(char.isspace() for char in url):
-        return None
-    return url if host and _is_host(host) else None
 
 
 async def _probe_opendtu(hass: HomeAssistant, data: dict[str, Any]) -> tuple[str, str]:

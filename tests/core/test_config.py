@@ -361,3 +361,13 @@ def test_the_dead_letter_folder_must_exist(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=rf"^dead_letter: .*{message}"):
             validate({"dead_letter": bad, "sources": demo})
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1", "http://\ndtu.lan", "http://dtu .lan", "-dtu-.lan", "dtu..lan", "ftp://dtu"],
+)
+def test_an_opendtu_url_that_names_no_host_is_refused_naming_the_key(url: str) -> None:
+    """The runner and the Home Assistant flow share http_url: neither takes these."""
+    with pytest.raises(ConfigError, match=r"^sources\[0\]\.url: "):
+        validate({"sources": [{"kind": "opendtu", "name": "roof", "url": url}]})

@@ -6,7 +6,9 @@ well whatever validation library produced the path.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,16 +68,39 @@ port_number = integer(1, 65535)
 listen_port = integer(0, 65535)
 
 
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def _is_host(name: str) -> bool:
+    """An IP address or a DNS name (``urlsplit`` takes any text after ``http://``)."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        labels = name.removesuffix(".").split(".")
+        return len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+    return True
+
+
 def http_url(value: Any) -> str:
     """An http(s) URL with a host; a bare host name gets ``http://``."""
     if not isinstance(value, str) or not value.strip():
         raise vol.Invalid("expected a URL such as http://opendtu.local")
     text = value.strip()
+    # urlsplit drops tabs and newlines before parsing: "http://\ndtu" would pass with a good
+    # host but be stored, and requested, as typed.
+    if not text.isprintable() or any(char.isspace() for char in text):
+        raise vol.Invalid(f"a URL has no spaces or control characters, got {value!r}")
     if "://" not in text:
         text = f"http://{text}"
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(text)  # raises on e.g. "http://[::1"
+        host = parts.hostname
+    except ValueError as err:
+        raise vol.Invalid(f"not a URL: {value!r}") from err
+    if parts.scheme not in ("http", "https") or not host:
         raise vol.Invalid(f"expected an http:// or https:// URL, got {value!r}")
+    if not _is_host(host):
+        raise vol.Invalid(f"{host!r} is not a host name or an IP address")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as err:
