@@ -11,10 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import __version__, logs
-from .core import config as config_module
-from .hosts import run_hosts
-from .runner import BuildError, Runner, StartError
+from . import __version__
+from .logs import LOG_FORMATS
 
 EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130
@@ -27,16 +25,14 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the configured sources and outputs")
     run.add_argument("-c", "--config", type=Path, help="TOML config (default: built-in demo)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    run.add_argument(
-        "--log-format", choices=config_module.LOG_FORMATS, help="stderr as text or JSON lines"
-    )
+    run.add_argument("--log-format", choices=LOG_FORMATS, help="stderr as text or JSON lines")
     run.add_argument("--listen", help='override [prometheus] listen ("host:port", "" to disable)')
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("-c", "--config", type=Path, required=True)
     agent = commands.add_parser("agent", help="run the host agent (push this host's metrics)")
     agent.add_argument("-c", "--config", type=Path, required=True, help="agent TOML config")
     agent.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    agent.add_argument("--log-format", choices=config_module.LOG_FORMATS)
+    agent.add_argument("--log-format", choices=LOG_FORMATS)
     hosts = commands.add_parser("hosts", help="register and manage the hosts of host agents")
     actions = hosts.add_subparsers(dest="action", required=True)
     for action, text in (
@@ -53,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: Path | None) -> dict[str, Any]:
+    from .core import config as config_module
+
     if path is None:
         text = resources.files(__package__).joinpath("default_config.toml").read_text("utf-8")
         return config_module.loads(text)
@@ -91,7 +89,19 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_agent(args.config, args.log_level, args.log_format)
     if args.command == "hosts":
+        from .hosts import run_hosts
+
         return run_hosts(args.config, args.action, getattr(args, "name", None))
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``run`` and ``check-config``."""
+    # Imported here: the parser and the agent must not pay for the runner.
+    from . import logs
+    from .core import config as config_module
+    from .runner import BuildError, Runner, StartError
+
     try:
         config = _load(args.config)
         if getattr(args, "listen", None) is not None:
