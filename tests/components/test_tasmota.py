@@ -231,7 +231,8 @@ async def test_discovered_device_gets_device_and_entities_as_data_arrives(
             ("tele/NXSM200_01/STATE", fixture("tele_state_esp8266_relay.json")),
         ]
     )
-    await until(hass, lambda: state_of(hass, "sensor.nxsm200_01_energy_power") is not None)
+    await until(hass, lambda: state_of(hass, "binary_sensor.nxsm200_01_relay_1") == STATE_OFF)
+    await until(hass, lambda: state_of(hass, "sensor.nxsm200_01_energy_power") == "2635.0")
     power = hass.states.get("sensor.nxsm200_01_energy_power")
     assert power is not None
     assert power.attributes["unit_of_measurement"] == "W"
@@ -239,8 +240,7 @@ async def test_discovered_device_gets_device_and_entities_as_data_arrives(
     total = hass.states.get("sensor.nxsm200_01_energy_total")
     assert total is not None
     assert total.attributes["unit_of_measurement"] == "kWh"
-    assert total.attributes["state_class"] == "total_increasing"
-    assert state_of(hass, "binary_sensor.nxsm200_01_relay_1") == STATE_OFF
+    assert total.attributes["state_class"] == "total"
     assert state_of(hass, "sensor.nxsm200_01_wi_fi_signal") == "-39.0"
 
     # LWT offline: measurements unavailable, connectivity says off

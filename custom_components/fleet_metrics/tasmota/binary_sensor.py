@@ -1,16 +1,27 @@
-"""Tasmota binary sensors: LWT connectivity, relay states and switch inputs."""
+"""Tasmota binary sensors: LWT connectivity, relay states and switch inputs.
+
+Relays announced by discovery and switches in its snapshot exist from the start; until the
+device reports them they show their state from before the restart, as sensors do.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from homeassistant.components.binary_sensor import BinarySensorDeviceClass, BinarySensorEntity
-from homeassistant.const import EntityCategory
+from homeassistant.const import STATE_OFF, STATE_ON, EntityCategory
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import RestoreEntity
 
 from ..core.sources.tasmota.tracker import DeviceState, ReadingKey
 from .coordinator import TasmotaCoordinator
-from .entity import TasmotaEntity, add_entities_as_they_appear
+from .entity import (
+    TasmotaEntity,
+    add_entities_as_they_appear,
+    known_readings,
+    reading_value,
+    relay_names,
+)
 
 
 class ConnectivitySensor(TasmotaEntity, BinarySensorEntity):
@@ -33,7 +44,19 @@ class ConnectivitySensor(TasmotaEntity, BinarySensorEntity):
         return state.online if state else None
 
 
-class RelaySensor(TasmotaEntity, BinarySensorEntity):
+class _RestoredOnOff(TasmotaEntity, RestoreEntity):
+    """Keeps the on/off state from before a restart, for as long as nothing newer is known."""
+
+    _restored: bool | None = None
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        last = await self.async_get_last_state()
+        if last is not None and last.state in (STATE_ON, STATE_OFF):
+            self._restored = last.state == STATE_ON
+
+
+class RelaySensor(_RestoredOnOff, BinarySensorEntity):
     _attr_device_class = BinarySensorDeviceClass.POWER
     _attr_translation_key = "relay"
 
@@ -45,10 +68,13 @@ class RelaySensor(TasmotaEntity, BinarySensorEntity):
     @property
     def is_on(self) -> bool | None:
         state = self.device_state
-        return state.relays.get(self._relay) if state else None
+        if state is None:
+            return None
+        on = state.relays.get(self._relay)
+        return self._restored if on is None else on
 
 
-class SwitchInputSensor(TasmotaEntity, BinarySensorEntity):
+class SwitchInputSensor(_RestoredOnOff, BinarySensorEntity):
     _attr_translation_key = "switch_input"
 
     def __init__(
@@ -62,17 +88,20 @@ class SwitchInputSensor(TasmotaEntity, BinarySensorEntity):
     @property
     def is_on(self) -> bool | None:
         state = self.device_state
-        reading = state.readings.get(self._reading_key) if state else None
-        value = reading.fields.get("on") if reading else None
+        if state is None:
+            return None
+        value, fresh = reading_value(state, self._reading_key, "on")
+        if not fresh and self._restored is not None:
+            return self._restored
         return value if isinstance(value, bool) else None
 
 
 def _new_binary_sensors(coordinator: TasmotaCoordinator, state: DeviceState) -> list[TasmotaEntity]:
     entities: list[TasmotaEntity] = [ConnectivitySensor(coordinator, state)]
-    entities += [RelaySensor(coordinator, state, relay) for relay in state.relays]
+    entities += [RelaySensor(coordinator, state, relay) for relay in relay_names(state)]
     entities += [
         SwitchInputSensor(coordinator, state, key)
-        for key in state.readings
+        for key in known_readings(state)
         if key[0] == "tasmota_switch"
     ]
     return entities

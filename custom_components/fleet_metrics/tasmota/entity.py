@@ -11,7 +11,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from ..const import CONF_EXCLUDED_DEVICES, DOMAIN
-from ..core.sources.tasmota.tracker import DeviceState
+from ..core.sample import FieldValue
+from ..core.sources.tasmota.telemetry import Reading
+from ..core.sources.tasmota.tracker import DeviceState, ReadingKey
 from .coordinator import TasmotaCoordinator
 
 
@@ -21,6 +23,30 @@ def device_key(state: DeviceState) -> str:
 
 def device_identifier(state: DeviceState) -> tuple[str, str]:
     return (DOMAIN, f"tasmota_{device_key(state)}")
+
+
+def known_readings(state: DeviceState) -> dict[ReadingKey, Reading]:
+    """Every reading a device has shown: by telemetry, or only in its discovery snapshot."""
+    return {**state.snapshot, **state.readings}
+
+
+def reading_value(
+    state: DeviceState, key: ReadingKey, field: str
+) -> tuple[FieldValue | None, bool]:
+    """A field's value, and whether it came from telemetry (fresh) or the discovery snapshot."""
+    reading = state.readings.get(key)
+    if reading is not None:
+        return reading.fields.get(field), True
+    snapshot = state.snapshot.get(key)
+    return (snapshot.fields.get(field) if snapshot else None), False
+
+
+def relay_names(state: DeviceState) -> list[str]:
+    """Relays reported so far, and those discovery announced (POWER1..N, numbered from 1)."""
+    announced = state.device.relays if state.device else 0
+    names = dict.fromkeys(str(index) for index in range(1, announced + 1))
+    names.update(dict.fromkeys(state.relays))
+    return list(names)
 
 
 def device_info(state: DeviceState) -> DeviceInfo:
@@ -99,5 +125,6 @@ def add_entities_as_they_appear(
 
 def _shape(state: DeviceState) -> tuple[object, ...]:
     """Changes whenever a device could need a new entity: new readings, fields, relays."""
-    fields = tuple((key, tuple(reading.fields)) for key, reading in state.readings.items())
-    return (state.mac, fields, tuple(state.health), tuple(state.relays))
+    readings = known_readings(state).items()
+    fields = tuple((key, tuple(reading.fields)) for key, reading in readings)
+    return (state.mac, fields, tuple(state.health), tuple(relay_names(state)))

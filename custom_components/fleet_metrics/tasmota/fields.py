@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.const import (
+    CONCENTRATION_PARTS_PER_MILLION,
     LIGHT_LUX,
     PERCENTAGE,
     SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
@@ -25,6 +26,7 @@ from homeassistant.const import (
 M = SensorStateClass.MEASUREMENT
 TOTAL_INC = SensorStateClass.TOTAL_INCREASING
 J_TO_KWH = 1 / 3_600_000
+J_TO_WH = 1 / 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,18 @@ class FieldSpec:
     factor: float = 1.0
     diagnostic: bool = False
     enabled: bool = True
+
+    @property
+    def phase_translation_key(self) -> str:
+        """The name of one phase (or channel) of the field: "{sensor} power {phase}"."""
+        return f"{self.translation_key}_phase"
+
+
+def _energy(key: str, state_class: SensorStateClass | None) -> FieldSpec:
+    """An energy field in kWh, as Tasmota reports it (the core keeps joules)."""
+    return FieldSpec(
+        key, SensorDeviceClass.ENERGY, UnitOfEnergy.KILO_WATT_HOUR, state_class, J_TO_KWH
+    )
 
 
 SENSOR_FIELDS: dict[str, FieldSpec] = {
@@ -58,40 +72,27 @@ SENSOR_FIELDS: dict[str, FieldSpec] = {
     "frequency_hertz": FieldSpec(
         "reading_frequency", SensorDeviceClass.FREQUENCY, UnitOfFrequency.HERTZ
     ),
-    "total_joules": FieldSpec(
-        "reading_energy_total",
-        SensorDeviceClass.ENERGY,
-        UnitOfEnergy.KILO_WATT_HOUR,
-        TOTAL_INC,
-        J_TO_KWH,
-    ),
-    "today_joules": FieldSpec(
-        "reading_energy_today",
-        SensorDeviceClass.ENERGY,
-        UnitOfEnergy.KILO_WATT_HOUR,
-        TOTAL_INC,
-        J_TO_KWH,
-    ),
-    "yesterday_joules": FieldSpec(
-        "reading_energy_yesterday",
-        SensorDeviceClass.ENERGY,
-        UnitOfEnergy.KILO_WATT_HOUR,
-        SensorStateClass.TOTAL,
-        J_TO_KWH,
-    ),
-    "import_active_joules": FieldSpec(
-        "reading_energy_import",
-        SensorDeviceClass.ENERGY,
-        UnitOfEnergy.KILO_WATT_HOUR,
-        TOTAL_INC,
-        J_TO_KWH,
-    ),
-    "export_active_joules": FieldSpec(
-        "reading_energy_export",
-        SensorDeviceClass.ENERGY,
-        UnitOfEnergy.KILO_WATT_HOUR,
-        TOTAL_INC,
-        J_TO_KWH,
+    # Total runs backwards on meters that net export against import (a Shelly 3EM's
+    # Yesterday goes negative), so it is a total whose statistics follow every change both
+    # ways, as in HA's own Tasmota integration. No last_reset from TotalStartTime: for an
+    # entity that had statistics without one, the first last_reset starts a new cycle and
+    # counts the whole total again.
+    "total_joules": _energy("reading_energy_total", SensorStateClass.TOTAL),
+    # Counters that drop to zero at midnight (or a meter change): HA's statistics see the
+    # drop as a new cycle, as for HA's own Tasmota integration's Today.
+    "today_joules": _energy("reading_energy_today", TOTAL_INC),
+    "today_sum_import_joules": _energy("reading_energy_today_sum_import", TOTAL_INC),
+    "today_sum_export_joules": _energy("reading_energy_today_sum_export", TOTAL_INC),
+    "import_active_joules": _energy("reading_energy_import", TOTAL_INC),
+    "export_active_joules": _energy("reading_energy_export", TOTAL_INC),
+    # Yesterday's total is a figure, not a counter (its changes summed mean nothing), and
+    # Period is the energy since the device's previous telemetry: HA allows an energy sensor
+    # only the total state classes, and as a total it would count Total's energy a second
+    # time (or lose it whenever two telemetry messages meet one state write). So neither
+    # keeps statistics, as HA's own Tasmota integration does for Yesterday.
+    "yesterday_joules": _energy("reading_energy_yesterday", None),
+    "period_joules": FieldSpec(
+        "reading_energy_period", SensorDeviceClass.ENERGY, UnitOfEnergy.WATT_HOUR, None, J_TO_WH
     ),
     "temperature_celsius": FieldSpec(
         "reading_temperature", SensorDeviceClass.TEMPERATURE, UnitOfTemperature.CELSIUS
@@ -112,6 +113,9 @@ SENSOR_FIELDS: dict[str, FieldSpec] = {
         factor=0.01,
     ),
     "illuminance_lux": FieldSpec("reading_illuminance", SensorDeviceClass.ILLUMINANCE, LIGHT_LUX),
+    "carbon_dioxide_ppm": FieldSpec(
+        "reading_carbon_dioxide", SensorDeviceClass.CO2, CONCENTRATION_PARTS_PER_MILLION
+    ),
 }
 
 HEALTH_FIELDS: dict[str, FieldSpec] = {

@@ -48,6 +48,10 @@ class DeviceState:
     online: bool | None = None
     # Least recently seen first; at most Limits.readings of them.
     readings: dict[ReadingKey, Reading] = field(default_factory=dict)
+    # What the retained discovery ``sensors`` message showed, for readings no telemetry has
+    # brought yet (a reading leaves it when telemetry brings it): lets Home Assistant show a
+    # device's sensors at once after a restart. Never a sample: its values may be days old.
+    snapshot: dict[ReadingKey, Reading] = field(default_factory=dict)
     health: dict[str, FieldValue] = field(default_factory=dict)
     relays: dict[str, bool] = field(default_factory=dict)
     last_seen: float | None = None
@@ -187,9 +191,23 @@ class TasmotaTracker:
             state = self.by_mac_state(mac) if mac is not None else None
             if state is not None and state.device is not None:
                 state.device.sensors = parse_sensors(raw, self.limits.readings)
+                self._snapshot(state, raw["sn"])
         except DiscoveryError as err:
             self.rejects.reject(err.kind, str(err), topic, payload)
         return []
+
+    def _snapshot(self, state: DeviceState, sensors: Mapping[str, Any]) -> None:
+        """Keep the discovery snapshot of the readings telemetry has not brought yet.
+
+        Parsed as telemetry is, under the same caps. What it skips is not counted: the
+        device's telemetry carries the same names and is counted when it arrives.
+        """
+        notes = Notes(Skipped(), self.limits.readings, self.limits.fields)
+        state.snapshot = {
+            key: reading
+            for reading in sensor_readings(sensors, notes)
+            if (key := reading_key(reading)) not in state.readings
+        }
 
     def forget(self, topic: str) -> None:
         """Drop a device (removed by the user, or pushed out by the cap); it returns if it
@@ -370,7 +388,8 @@ class TasmotaTracker:
         pushed_out = 0
         kept = state.readings
         for reading in readings:
-            key = (reading.measurement, tuple(sorted(reading.tags.items())))
+            key = reading_key(reading)
+            state.snapshot.pop(key, None)
             if key in kept:
                 del kept[key]  # to the most recently seen end
             elif len(kept) >= self.limits.readings:
@@ -391,6 +410,11 @@ class TasmotaTracker:
             Sample("tasmota_relay", {**tags, "relay": relay}, {"on": on}, now)
             for relay, on in sorted(state.relays.items())
         ]
+
+
+def reading_key(reading: Reading) -> ReadingKey:
+    """What tells a device's readings apart: measurement and tags (sensor, phase...)."""
+    return (reading.measurement, tuple(sorted(reading.tags.items())))
 
 
 def _inner(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
