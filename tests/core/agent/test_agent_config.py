@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,56 @@ def test_any_input_is_a_config_or_one_line_naming_a_key(
         message = str(err)
         assert "\n" not in message
         assert ": " in message
+
+
+def test_proxmox_defaults_and_values() -> None:
+    settings_ = validate({"servers": [server()]}).settings
+    assert (settings_.pve_node, settings_.pve_guests, settings_.pve_max_guests) == ("", (), 100)
+    assert settings_.command_timeout == 10.0
+    settings_ = validate(
+        {
+            "servers": [server()],
+            "proxmox": {
+                "node": "pve-2",
+                "guests": [105, 100, 105],
+                "max_guests": 5,
+                "command_timeout": 30,
+            },
+            "collectors": {"zfs": False, "pve": True, "pve_backup": False},
+        }
+    ).settings
+    assert (settings_.pve_node, settings_.pve_guests, settings_.pve_max_guests) == (
+        "pve-2",
+        (100, 105),
+        5,
+    )
+    assert settings_.command_timeout == 30.0
+
+
+@pytest.mark.parametrize(
+    ("proxmox", "key"),
+    [
+        ({"node": "pve 1"}, "proxmox.node"),
+        ({"node": "-pve"}, "proxmox.node"),
+        ({"node": ""}, "proxmox.node"),
+        ({"guests": [100, "101"]}, "proxmox.guests"),
+        ({"guests": [True]}, "proxmox.guests"),
+        ({"guests": [0]}, "proxmox.guests"),
+        ({"guests": 100}, "proxmox.guests"),
+        ({"max_guests": 0}, "proxmox.max_guests"),
+        ({"max_guests": 1.5}, "proxmox.max_guests"),
+        ({"max_guests": 100_001}, "proxmox.max_guests"),
+        ({"command_timeout": 0}, "proxmox.command_timeout"),
+        ({"command_timeout": "10"}, "proxmox.command_timeout"),
+        ({"timeout": 10}, "proxmox.timeout"),
+    ],
+)
+def test_bad_proxmox_values_name_the_key(proxmox: dict[str, Any], key: str) -> None:
+    with pytest.raises(AgentConfigError, match=rf"^{re.escape(key)}: "):
+        validate({"servers": [server()], "proxmox": proxmox})
+
+
+def test_unknown_collector_names_are_refused_and_the_new_ones_known() -> None:
+    validate({"servers": [server()], "collectors": {"zfs": True, "pve": True, "pve_backup": True}})
+    with pytest.raises(AgentConfigError, match="collectors"):
+        validate({"servers": [server()], "collectors": {"pve_guests": True}})

@@ -485,6 +485,9 @@ def test_the_registry_has_one_tier_each_and_build_honours_switches() -> None:
         "filesystem": "medium",
         "hwmon": "medium",
         "hostinfo": "slow",
+        "zfs": "medium",
+        "pve": "medium",
+        "pve_backup": "slow",
     }
     tiers = build({"hwmon": False, "cpu": False}, DEFAULTS)
     assert [run.collector.name for run in tiers["medium"]] == ["filesystem"]

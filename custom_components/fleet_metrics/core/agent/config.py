@@ -27,6 +27,7 @@ from .collectors.base import (
     DEFAULT_DISK_EXCLUDE,
     DEFAULT_FS_EXCLUDE_FSTYPES,
     DEFAULT_FS_EXCLUDE_MOUNTPOINTS,
+    DEFAULT_MAX_GUESTS,
     DEFAULT_NET_EXCLUDE,
 )
 
@@ -35,6 +36,9 @@ DEFAULT_BUFFER_BATCHES: Final = 10_000
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 LOG_FORMATS: Final = ("text", "json")
 MAX_SERVERS: Final = 16
+MAX_LISTED_GUESTS: Final = 10_000
+DEFAULT_COMMAND_TIMEOUT: Final = 10.0
+_NODE_NAME: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -90,6 +94,24 @@ def _patterns(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise vol.Invalid('expected a list of name patterns, e.g. ["veth*", "lo"]')
     return tuple(value)
+
+
+def _node(value: Any) -> str:
+    """A PVE node name: a host name label, as PVE allows it."""
+    text = _text(value)
+    if not _NODE_NAME.fullmatch(text):
+        raise vol.Invalid("expected a node name (letters, digits and '-', at most 63)")
+    return text
+
+
+def _vmids(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+        type(item) is int and 1 <= item <= 999_999_999 for item in value
+    ):
+        raise vol.Invalid("expected a list of guest ids (vmids), e.g. [100, 101]")
+    if len(value) > MAX_LISTED_GUESTS:
+        raise vol.Invalid(f"expected at most {MAX_LISTED_GUESTS} guest ids")
+    return tuple(sorted(set(value)))
 
 
 def _boolean(value: Any) -> bool:
@@ -202,6 +224,12 @@ CONFIG_SCHEMA = vol.Schema(
             vol.Optional("partitions", default=False): _boolean,
         },
         vol.Optional("collectors", default={}): _collectors,
+        vol.Optional("proxmox", default={}): {
+            vol.Optional("node"): _node,
+            vol.Optional("guests", default=[]): _vmids,
+            vol.Optional("max_guests", default=DEFAULT_MAX_GUESTS): integer(1, MAX_LISTED_GUESTS),
+            vol.Optional("command_timeout", default=DEFAULT_COMMAND_TIMEOUT): number(1, 300),
+        },
     }
 )
 
@@ -268,6 +296,7 @@ def validate(raw: Mapping[str, Any], agent_version: str = "") -> AgentConfig:
         if server.url.startswith("ws://") and not _is_loopback(server.url)
     )
     fs, net, disks = config["filesystems"], config["network"], config["disks"]
+    proxmox = config["proxmox"]
     settings = CollectorSettings(
         per_cpu=config["per_cpu"],
         fs_fstypes=Patterns(tuple(fs["include_fstypes"]), tuple(fs["exclude_fstypes"])),
@@ -276,6 +305,10 @@ def validate(raw: Mapping[str, Any], agent_version: str = "") -> AgentConfig:
         disk_devices=Patterns(tuple(disks["include"]), tuple(disks["exclude"])),
         disk_partitions=disks["partitions"],
         agent_version=agent_version,
+        command_timeout=proxmox["command_timeout"],
+        pve_node=proxmox.get("node", ""),
+        pve_guests=proxmox["guests"],
+        pve_max_guests=proxmox["max_guests"],
     )
     return AgentConfig(
         host=config.get("host") or socket.gethostname(),

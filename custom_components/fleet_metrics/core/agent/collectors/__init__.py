@@ -1,6 +1,8 @@
 """The collectors the agent knows: name -> (class, tier, on by default).
 
-Proxmox specifics (ZFS pools, guests, storage, backups) plug in here as more entries.
+A collector on by default still runs only where the host has what it reads
+(``Collector.available``: ``zpool`` for zfs, ``pveversion`` for pve and pve_backup); the
+agent config can switch any of them on or off.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from .hwmon import HwmonCollector
 from .loadavg import LoadavgCollector
 from .meminfo import MeminfoCollector
 from .netdev import NetdevCollector
+from .pve import PveBackupCollector, PveCollector
+from .zfs import ZfsCollector
 
 
 class Entry(NamedTuple):
@@ -35,15 +39,19 @@ COLLECTORS: Final[dict[str, Entry]] = {
         FilesystemCollector,
         HwmonCollector,
         HostinfoCollector,
+        ZfsCollector,
+        PveCollector,
+        PveBackupCollector,
     )
 }
 
 
 def build(enabled: dict[str, bool], settings: CollectorSettings) -> dict[Tier, list[CollectorRun]]:
-    """The enabled collectors by tier; ``enabled`` overrides each entry's default."""
+    """The enabled collectors by tier; ``enabled`` overrides each entry's default, which
+    holds only where the collector is available."""
     tiers: dict[Tier, list[CollectorRun]] = {tier: [] for tier in TIERS}
     for name, entry in COLLECTORS.items():
-        if enabled.get(name, entry.default_on):
+        if enabled.get(name, entry.default_on and entry.cls.available()):
             tiers[entry.tier].append(CollectorRun(entry.cls(settings)))
     return tiers
 

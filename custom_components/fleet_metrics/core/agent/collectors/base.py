@@ -33,6 +33,7 @@ DEFAULT_FS_EXCLUDE_MOUNTPOINTS: Final = ("*/subvol-*",)  # Proxmox container vol
 DEFAULT_NET_EXCLUDE: Final = ("lo", "veth*", "tap*", "fwbr*", "fwpr*", "fwln*")
 # Not physical disks: loop and RAM devices, device-mapper, ZFS zvols (guest disks), optical.
 DEFAULT_DISK_EXCLUDE: Final = ("loop*", "ram*", "zram*", "dm-*", "zd*", "sr*", "fd*")
+DEFAULT_MAX_GUESTS: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,9 @@ class CollectorSettings:
     disk_partitions: bool = False
     agent_version: str = ""
     command_timeout: float = 10.0
+    pve_node: str = ""  # empty: this host's short host name
+    pve_guests: tuple[int, ...] = ()  # vmids to report one by one; empty: all, up to the cap
+    pve_max_guests: int = DEFAULT_MAX_GUESTS
 
 
 class Collector(ABC):
@@ -82,6 +86,12 @@ class Collector(ABC):
         self.settings = settings
         self.overflow = 0  # items left out by a cap, e.g. the 513th interface
         self.once = OnceLogger()
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether this host has what the collector reads; one that is off by default
+        elsewhere (ZFS, Proxmox) turns itself on where it has."""
+        return True
 
     @abstractmethod
     def collect(self, time_ns: int) -> list[Sample]:

@@ -1,0 +1,168 @@
+"""Running host commands (``zpool``, ``pvesh``) for the collectors: with a timeout, one run
+of a command at a time, and the last good result reused, marked stale, when a run fails.
+
+Collectors run in worker threads (see agent.py), so a command runs synchronously there with
+``subprocess``; the process gets its own session so that a timeout kills it and whatever it
+started (``pvesh`` is Perl and may fork), and the pipes close. A run is good only when the
+command exits 0 *and* its parser accepts the output, so garbage never replaces a good
+result. A command not installed is not an error: the collector has nothing to report.
+
+``LC_ALL=C`` makes ``zpool`` print dates and numbers the way the parsers read them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+
+from ...errors import describe_error
+
+_LOGGER = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Where Debian and Proxmox install zpool and pvesh, for an agent started with a short PATH.
+FALLBACK_DIRS: Final = ("/usr/sbin", "/sbin", "/usr/bin")
+_LOCKS: dict[tuple[str, ...], threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def find(program: str) -> str | None:
+    """The path of ``program``: on PATH, else in the usual system folders; None if absent."""
+    found = shutil.which(program)
+    if found is None:
+        found = shutil.which(program, path=os.pathsep.join(FALLBACK_DIRS))
+    return found
+
+
+def node_name() -> str:
+    """The PVE node name of this host: its short host name, as PVE takes it."""
+    return socket.gethostname().split(".", 1)[0]
+
+
+def _lock(key: tuple[str, ...]) -> threading.Lock:
+    """One lock per command line, shared by every collector (their number is fixed)."""
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+@dataclass(frozen=True, slots=True)
+class Reading(Generic[T]):  # noqa: UP046 - core runs on 3.11
+    """A parsed command result; ``stale`` when it is the last good one, reused."""
+
+    value: T
+    stale: bool
+
+
+class CommandFailed(Exception):
+    """One run that gave no usable result; the message says why, on one line."""
+
+
+class Command(Generic[T]):  # noqa: UP046 - core runs on 3.11
+    """One command line and its parser, with the last good parsed result.
+
+    Args:
+        argv: the program (looked up with ``find`` at every run) and its arguments.
+        parse: turns stdout into the result; a ValueError means the output is not usable.
+    """
+
+    def __init__(self, argv: Sequence[str], parse: Callable[[str], T]) -> None:
+        self.argv = tuple(argv)
+        self.parse = parse
+        self.label = " ".join(self.argv)
+        self.last_good: T | None = None
+        self.last_good_at = 0.0  # time.time() of the last good run
+        self.missing = False
+        self.failing = False
+        self.failures = 0
+        self.last_error = ""
+        self.exit_status: int | None = None  # of the last run that exited non-zero
+
+    def run(self, timeout: float) -> Reading[T] | None:
+        """The fresh result, else the last good one marked stale, else None."""
+        program = find(self.argv[0])
+        if program is None:
+            if not self.missing:
+                _LOGGER.debug("%s is not installed; nothing to read", self.argv[0])
+            self.missing = True
+            return None
+        self.missing = False
+        lock = _lock(self.argv)
+        if not lock.acquire(timeout=timeout):
+            return self._failed(CommandFailed("another run of it is still going"))
+        try:
+            value = self.parse(self._output(program, timeout))
+        except (CommandFailed, ValueError) as err:
+            return self._failed(err)
+        finally:
+            lock.release()
+        self.last_good, self.last_good_at = value, time.time()
+        if self.failing:
+            self.failing = False
+            _LOGGER.info("%s works again", self.label)
+        return Reading(value, False)
+
+    def _output(self, program: str, timeout: float) -> str:
+        try:
+            process = subprocess.Popen(
+                [program, *self.argv[1:]],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "LC_ALL": "C"},
+                start_new_session=True,
+            )
+        except OSError as err:
+            raise CommandFailed(describe_error(err)) from None
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            raise CommandFailed(f"timed out after {timeout:g} s; killed") from None
+        if process.returncode != 0:
+            self.exit_status = process.returncode
+            first = stderr.decode("utf-8", "replace").strip().splitlines()[:1]
+            why = f": {' '.join(first[0].split())[:200]}" if first else ""
+            raise CommandFailed(f"exited with status {process.returncode}{why}")
+        return stdout.decode("utf-8", "replace")
+
+    def _failed(self, err: Exception) -> Reading[T] | None:
+        self.failures += 1
+        self.last_error = describe_error(err)
+        if not self.failing:
+            self.failing = True
+            reuse = "reusing the last good result, marked stale"
+            _LOGGER.warning(
+                "%s failed (%s); %s until it works again",
+                self.label,
+                self.last_error,
+                reuse if self.last_good is not None else "sending nothing from it",
+            )
+        if self.last_good is None:
+            return None
+        return Reading(self.last_good, True)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill the command's whole session and reap it; pipes held open by a child that left
+    the session are closed rather than waited for."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        process.kill()
+    try:
+        process.communicate(timeout=2)
+    except subprocess.TimeoutExpired:
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        process.wait()

@@ -1,0 +1,211 @@
+"""The zfs, pve and pve_backup collectors end to end against fake ``zpool``/``pvesh``
+executables on PATH (real processes printing the fixtures): samples as the contract in
+the issue says, detection on and off, stale marking on a hang, fallback to zpool's text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from custom_components.fleet_metrics.core.agent.collectors import (
+    CollectorRun,
+    CollectorSettings,
+    build,
+)
+from custom_components.fleet_metrics.core.agent.collectors.pve import (
+    PveBackupCollector,
+    PveCollector,
+)
+from custom_components.fleet_metrics.core.agent.collectors.zfs import ZfsCollector
+from custom_components.fleet_metrics.core.agent.protocol import Batch, decode, encode
+from custom_components.fleet_metrics.core.sample import Sample
+from tests.fixtures.proxmox.fake_commands import FIXTURES, FakeCommands, pve_host
+
+NOW = 1_713_100_000_000_000_000
+SETTINGS = CollectorSettings(pve_node="pve1", command_timeout=5)
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCommands:
+    commands = pve_host(FakeCommands(tmp_path / "bin"))
+    monkeypatch.setenv("PATH", commands.path_env())
+    return commands
+
+
+def by(samples: list[Sample], measurement: str, key: str) -> dict[str, Sample]:
+    return {s.tags[key]: s for s in samples if s.measurement == measurement}
+
+
+def names(collectors: dict) -> set[str]:  # type: ignore[type-arg]
+    return {run.collector.name for runs in collectors.values() for run in runs}
+
+
+def test_detection_on_a_pve_host_with_zfs(fake: FakeCommands) -> None:
+    assert {"zfs", "pve", "pve_backup"} <= names(build({}, SETTINGS))
+    assert "pve" not in names(build({"pve": False}, SETTINGS))
+
+
+def test_detection_off_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert not {"zfs", "pve", "pve_backup"} & names(build({}, SETTINGS))
+    # switched on by hand where nothing is installed: it runs and reports nothing, no error
+    tiers = build({"zfs": True, "pve": True}, SETTINGS)
+    runs = [run for runs in tiers.values() for run in runs if run.collector.name in ("zfs", "pve")]
+    for run in runs:
+        (sample,) = run(NOW)
+        assert sample.measurement == "collector" and sample.fields["success"] == 1
+
+
+def test_zfs_pools_vdevs_states_and_arc(fake: FakeCommands) -> None:
+    samples = ZfsCollector(SETTINGS, arcstats=str(FIXTURES / "arcstats.txt")).collect(NOW)
+    pools = by(samples, "zfs_pool", "pool")
+    assert sorted(pools) == ["backup", "rpool", "tank"]
+    tank = pools["tank"].fields
+    assert tank["health"] == "DEGRADED" and tank["errors"] == 1254 and tank["stale"] == 0
+    assert tank["size_bytes"] == 47999999410176 and tank["capacity_ratio"] == 0.63
+    assert tank["scrub_last_end_timestamp_seconds"] == 1710056169.0
+    assert (tank["scrub_repaired_bytes"], tank["scrub_errors"]) == (1572864, 0)
+    backup = pools["backup"].fields
+    assert (backup["scan"], backup["scan_state"]) == ("scrub", "scanning")
+    assert (
+        "scrub_last_end_timestamp_seconds" not in backup
+        and 0 < float(backup["scan_progress_ratio"]) < 1
+    )
+    states = {
+        (s.tags["zpool"], s.tags["state"]): s.fields["value"]
+        for s in samples
+        if s.measurement == "zfs_pool_state"
+    }
+    assert len(states) == 3 * 7
+    assert states["tank", "DEGRADED"] == 1 and states["tank", "ONLINE"] == 0
+    assert sum(int(value) for value in states.values()) == 3
+    vdevs = {
+        (s.tags["pool"], s.tags["vdev"], s.tags["kind"]): s.fields["errors"]
+        for s in samples
+        if s.measurement == "zfs_vdev"
+    }
+    assert vdevs["tank", "wwn-0x5000c500a1b2c3d3", "write"] == 1229
+    assert vdevs["rpool", "rpool", "read"] == 0  # the root row is named after the pool
+    (arc,) = [s for s in samples if s.measurement == "zfs_arc"]
+    assert arc.fields == {
+        "size_bytes": 8398124864,
+        "target_bytes": 8472716288,
+        "min_bytes": 1052626432,
+        "max_bytes": 16842022912,
+    }
+
+
+def test_zfs_falls_back_to_text_when_zpool_has_no_json(fake: FakeCommands) -> None:
+    fake.answer("zpool status -j --json-int -p", stderr="invalid option 'j'\nusage:\n", exit=2)
+    fake.answer(
+        "zpool status -p",
+        "zpool_status_2.1_mirror.txt",
+        "zpool_status_2.1_raidz2_degraded.txt",
+        "zpool_status_2.1_scrubbing.txt",
+    )
+    collector = ZfsCollector(SETTINGS, arcstats="/nonexistent")
+    for _ in range(2):
+        pools = by(collector.collect(NOW), "zfs_pool", "pool")
+        assert pools["tank"].fields["errors"] == 1254
+        assert pools["backup"].fields["scan_state"] == "scanning"
+    assert collector.use_json is False
+    assert fake.calls().count("zpool status -j --json-int -p") == 1  # asked once only
+
+
+def test_a_hanging_zpool_gives_the_last_good_pools_marked_stale(fake: FakeCommands) -> None:
+    collector = ZfsCollector(CollectorSettings(command_timeout=1), arcstats="/nonexistent")
+    assert by(collector.collect(NOW), "zfs_pool", "pool")["rpool"].fields["stale"] == 0
+    fake.answer("zpool list -Hp", "zpool_list.txt", sleep=30)
+    pools = by(collector.collect(NOW), "zfs_pool", "pool")
+    assert pools["rpool"].fields["stale"] == 1
+    assert pools["rpool"].fields["size_bytes"] == 498216206336
+
+
+def test_garbage_or_failure_never_fails_the_collector(fake: FakeCommands) -> None:
+    fake.answer("zpool list -Hp", stdout="this is not a pool list\n")
+    fake.answer("zpool status -j --json-int -p", stdout="{ broken")
+    run = CollectorRun(ZfsCollector(SETTINGS, arcstats="/nonexistent"))
+    samples = run(NOW)
+    assert [s.measurement for s in samples] == ["collector"]
+    assert samples[0].fields["success"] == 1
+
+
+def test_pve_guests_counts_and_storage(fake: FakeCommands) -> None:
+    samples = PveCollector(SETTINGS).collect(NOW)
+    guests = by(samples, "pve_guest", "id")
+    assert sorted(guests) == [
+        "lxc/101",
+        "lxc/104",
+        "lxc/205",
+        "qemu/100",
+        "qemu/102",
+        "qemu/103",
+        "qemu/105",
+    ]
+    ha = guests["qemu/100"]
+    assert (
+        ha.fields["up"] == 1
+        and ha.fields["name"] == "home-assistant"
+        and ha.fields["tags"] == "ha;prod"
+    )
+    assert ha.fields["memory_usage_bytes"] == 6114289664 and ha.fields["stale"] == 0
+    assert "disk_usage_bytes" not in ha.fields  # PVE's 0 for a VM means unknown
+    assert guests["lxc/101"].fields["disk_usage_bytes"] == 1841234123
+    assert ha.counters == {"network_receive_bytes", "network_transmit_bytes"}
+    assert guests["qemu/102"].fields["lock"] == "backup" and "lock" not in ha.fields
+    assert guests["qemu/103"].fields["up"] == 0
+    counts = {s.tags["status"]: s.fields["count"] for s in samples if s.measurement == "pve_guests"}
+    assert counts == {"running": 5, "stopped": 2, "template": 1}
+    storage = by(samples, "pve_storage", "storage")
+    assert (
+        storage["nas-backup"].tags["type"] == "nfs" and storage["nas-backup"].fields["active"] == 0
+    )
+    assert storage["local-zfs"].fields["usage_bytes"] == 59423506432
+
+
+def test_pve_cap_and_include_list(fake: FakeCommands) -> None:
+    capped = PveCollector(CollectorSettings(pve_node="pve1", pve_max_guests=2))
+    samples = capped.collect(NOW)
+    assert sorted(by(samples, "pve_guest", "id")) == ["lxc/101", "qemu/100"]  # lowest vmids
+    assert capped.overflow == 5  # 7 guests that are not templates
+    assert sum(int(s.fields["count"]) for s in samples if s.measurement == "pve_guests") == 8
+    picked = PveCollector(CollectorSettings(pve_node="pve1", pve_guests=(104, 103, 999)))
+    assert sorted(by(picked.collect(NOW), "pve_guest", "id")) == ["lxc/104", "qemu/103"]
+
+
+def test_pve_backup_tasks_not_backed_up_and_updates(fake: FakeCommands) -> None:
+    samples = PveBackupCollector(SETTINGS).collect(NOW)
+    backups = by(samples, "pve_backup", "id")
+    assert backups["qemu/100"].fields == {
+        "last_success_timestamp_seconds": 1713064012.0,
+        "last_failure_timestamp_seconds": 1712804403.0,
+        "not_backed_up": 0,
+    }
+    assert backups["qemu/105"].fields == {"not_backed_up": 1}
+    assert backups["lxc/205"].fields["not_backed_up"] == 1
+    assert "qemu/310" not in backups  # on another node
+    assert "qemu/9000" not in backups  # a template
+    (updates,) = [s for s in samples if s.measurement == "pve_updates"]
+    assert updates.fields == {"pending": 3}
+
+
+def test_pve_backup_without_apt_access_sends_no_update_count(fake: FakeCommands) -> None:
+    fake.answer(
+        "pvesh get /nodes/pve1/apt/update --output-format json",
+        stderr="Permission check failed\n",
+        exit=2,
+    )
+    samples = PveBackupCollector(SETTINGS).collect(NOW)
+    assert not [s for s in samples if s.measurement == "pve_updates"]
+    assert by(samples, "pve_backup", "id")
+
+
+def test_samples_survive_the_wire(fake: FakeCommands) -> None:
+    samples = [
+        *ZfsCollector(SETTINGS, arcstats=str(FIXTURES / "arcstats.txt")).collect(NOW),
+        *PveCollector(SETTINGS).collect(NOW),
+        *PveBackupCollector(SETTINGS).collect(NOW),
+    ]
+    batch = decode(encode(Batch(1, NOW / 1e9, tuple(samples))))
+    assert isinstance(batch, Batch) and list(batch.samples) == samples
