@@ -18,7 +18,7 @@ from .const import CONF_KIND, DOMAIN, KIND_AGENTS, KIND_OPENDTU, KIND_TASMOTA, K
 from .opendtu import OpenDtuRuntime, async_setup_opendtu
 from .tasmota import TasmotaRuntime, async_setup_tasmota
 from .tasmota.entity import device_identifier
-from .tickrmeter import TickrMeterRuntime, async_setup_tickrmeter
+from .tickrmeter import TickrMeterRuntime, async_remove_tickrmeter, async_setup_tickrmeter
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -43,7 +43,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> bool:
     entry.runtime_data = await SETUP[entry.data[CONF_KIND]](hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    reload_on_options_change(entry)
+    if entry.data[CONF_KIND] != KIND_TICKRMETER:  # its options flow applies them in place
+        reload_on_options_change(entry)
     return True
 
 
@@ -52,9 +53,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> None:
-    """Deleting the "Host agents" entry forgets where its hosts' agents were."""
+    """Deleting the "Host agents" entry forgets where its hosts' agents were; deleting a
+    TickrMeter fleet deletes its saved statistics."""
     if entry.data.get(CONF_KIND) == KIND_AGENTS:
         async_remove_agents(hass, entry)
+    elif entry.data.get(CONF_KIND) == KIND_TICKRMETER:
+        await async_remove_tickrmeter(hass, entry)
 
 
 async def async_remove_config_entry_device(

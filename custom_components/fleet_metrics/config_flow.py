@@ -9,6 +9,7 @@ from typing import Any
 import voluptuous as vol
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
@@ -38,15 +39,21 @@ from .broker import probe_broker
 from .compat import ReloadingOptionsFlow
 from .const import (
     CONF_BOOT_TOPICS,
+    CONF_CA_FILE,
+    CONF_CERT_FILE,
     CONF_DISCOVERY_PREFIX,
     CONF_EXCLUDED_DEVICES,
+    CONF_KEY_FILE,
     CONF_KIND,
     CONF_P95_LATENCY,
+    CONF_PROTOCOL,
     CONF_REQUEST_TOPIC,
     CONF_STATUS_TOPIC,
     CONF_STREAM_TOPIC,
     CONF_SYMBOLS,
     CONF_TIMEOUT_RATIO,
+    CONF_TLS,
+    CONF_TLS_INSECURE,
     CONF_UPDATE_INTERVAL,
     CONF_WEBSOCKET,
     DEFAULT_DISCOVERY_PREFIX,
@@ -60,6 +67,7 @@ from .const import (
     KIND_TASMOTA,
     KIND_TICKRMETER,
     MIN_SCAN_INTERVAL,
+    MQTT_PROTOCOLS,
     SUBENTRY_HOST,
 )
 from .core.sources.opendtu.client import (
@@ -91,6 +99,16 @@ BROKER_FIELDS: dict[vol.Marker, Any] = {
     vol.Required(CONF_PORT, default=1883): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
     vol.Optional(CONF_USERNAME): str,
     vol.Optional(CONF_PASSWORD): PASSWORD_SELECTOR,
+    vol.Required(CONF_PROTOCOL, default=MQTT_PROTOCOLS[0]): SelectSelector(
+        SelectSelectorConfig(options=list(MQTT_PROTOCOLS), translation_key=CONF_PROTOCOL)
+    ),
+    # TLS: no CA file trusts the system's CAs; a client certificate only where the broker
+    # asks for one; "insecure" skips the host name check (a broker reached by IP address).
+    vol.Required(CONF_TLS, default=False): bool,
+    vol.Optional(CONF_CA_FILE): str,
+    vol.Optional(CONF_CERT_FILE): str,
+    vol.Optional(CONF_KEY_FILE): str,
+    vol.Required(CONF_TLS_INSECURE, default=False): bool,
 }
 TASMOTA_SCHEMA = vol.Schema(
     {
@@ -177,7 +195,7 @@ async def _try_tasmota(
 
     One entry per broker and discovery prefix: two fleets may share a broker.
     """
-    if not await probe_broker(data, errors):
+    if not await probe_broker(hass, data, errors):
         return None
     host, port = data[CONF_HOST], data[CONF_PORT]
     prefix = data.get(CONF_DISCOVERY_PREFIX, DEFAULT_DISCOVERY_PREFIX)
@@ -192,7 +210,7 @@ async def _try_tickrmeter(
         topics = split_topics(str(data.get(key, "")))
         if not topics or any(char in topic for topic in topics for char in "+#"):
             errors[key] = "invalid_topic"
-    if errors or not await probe_broker(data, errors):
+    if errors or not await probe_broker(hass, data, errors):
         return None
     host, port = data[CONF_HOST], data[CONF_PORT]
     return f"{host}:{port}/tickrmeter/{data[CONF_REQUEST_TOPIC]}", "TickrMeter fleet"
@@ -424,8 +442,12 @@ class TasmotaOptionsFlow(ReloadingOptionsFlow):
         return self.async_show_form(step_id="devices", data_schema=schema)
 
 
-class TickrMeterOptionsFlow(ReloadingOptionsFlow):
-    """How often state is written, which symbols get sensors, when a symbol is degraded."""
+class TickrMeterOptionsFlow(OptionsFlow):
+    """How often state is written, which symbols get sensors, when a symbol is degraded.
+
+    Each applies to the running fleet, so the flow never reloads the entry (a plain
+    ``OptionsFlow`` on every HA): a reload would forget every device and latency window.
+    """
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         return await self.async_step_tickrmeter(user_input)
@@ -434,6 +456,11 @@ class TickrMeterOptionsFlow(ReloadingOptionsFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         if user_input is not None:
+            runtime = getattr(self.config_entry, "runtime_data", None)
+            if self.config_entry.state is ConfigEntryState.LOADED and isinstance(
+                runtime, TickrMeterRuntime
+            ):
+                await runtime.coordinator.async_apply_options(user_input)
             return self.async_create_entry(data=user_input)
         options = self.config_entry.options
         current = list(options.get(CONF_SYMBOLS, []))

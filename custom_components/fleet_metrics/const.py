@@ -9,6 +9,15 @@ DOMAIN: Final = "fleet_metrics"
 CONF_KIND: Final = "kind"
 CONF_WEBSOCKET: Final = "websocket"
 
+# MQTT broker settings beyond host, port and credentials (the core's broker settings keys).
+CONF_PROTOCOL: Final = "protocol"
+CONF_TLS: Final = "tls"
+CONF_CA_FILE: Final = "ca_file"
+CONF_CERT_FILE: Final = "cert_file"
+CONF_KEY_FILE: Final = "key_file"
+CONF_TLS_INSECURE: Final = "tls_insecure"
+MQTT_PROTOCOLS: Final = ("3.1.1", "5")
+
 KIND_OPENDTU: Final = "opendtu"
 KIND_TASMOTA: Final = "tasmota"
 

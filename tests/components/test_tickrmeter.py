@@ -121,7 +121,8 @@ async def test_flow_creates_entry_with_default_topics(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "TickrMeter fleet"
     assert result["data"] == {
-        CONF_KIND: KIND_TICKRMETER, CONF_HOST: "127.0.0.1", CONF_PORT: mosquitto.port, **TOPICS
+        CONF_KIND: KIND_TICKRMETER, CONF_HOST: "127.0.0.1", CONF_PORT: mosquitto.port, **TOPICS,
+        "protocol": "3.1.1", "tls": False, "tls_insecure": False,
     }  # fmt: skip
     assert result["result"].unique_id == f"127.0.0.1:{mosquitto.port}/tickrmeter/STOCKPRICEUPDATE"
     await hass.async_block_till_done()
@@ -245,7 +246,7 @@ async def test_broker_loss_makes_the_fleet_unavailable(
     await until(hass, lambda: state_of(hass, f"{FLEET}_devices_online") == "0", 20)
 
 
-async def test_options_offer_seen_symbols_add_their_sensors_and_reload_once(
+async def test_options_offer_seen_symbols_and_add_their_sensors_without_a_reload(
     hass: HomeAssistant, mosquitto: Mosquitto, reloads: Reloads
 ) -> None:
     entry = entry_for(mosquitto)
@@ -267,8 +268,9 @@ async def test_options_offer_seen_symbols_add_their_sensors_and_reload_once(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert reloads.reloads == reloads.setups == [entry.entry_id]
+    assert reloads.reloads == reloads.setups == [], "applied to the running fleet"
     coordinator = entry.runtime_data.coordinator
+    assert "ETH" in coordinator.tracker.correlator.symbols, "what it knew is kept"
     assert coordinator.update_interval == timedelta(seconds=2)
     assert coordinator.health.thresholds == Thresholds(timeout_ratio=0.2, p95_seconds=2.5)
     assert hass.states.get(f"{FLEET}_eth_requests_per_minute") is not None

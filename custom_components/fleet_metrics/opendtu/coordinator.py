@@ -15,9 +15,10 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 
 from ..const import DEFAULT_OPENDTU_SCAN_INTERVAL, DOMAIN, LIVE_UPDATE_MIN_INTERVAL
 from ..core.backoff import Backoff
-from ..core.sources.opendtu.client import InvalidAuth, OpenDtuError
+from ..core.sources.opendtu.client import InvalidAuth, OpenDtuError, UnsupportedFirmware
 from ..core.sources.opendtu.collector import OpenDtuCollector
 from ..core.sources.opendtu.models import DtuSnapshot, Inverter
+from ..repairs import ISSUE_FIRMWARE, async_set_issue
 from ..throttle import ThrottledNotifier
 
 _LOGGER = logging.getLogger(__name__)
@@ -50,8 +51,16 @@ class OpenDtuCoordinator(DataUpdateCoordinator[DtuSnapshot]):
         )
 
     async def _async_update_data(self) -> DtuSnapshot:
+        """Firmware without the API we read is a repair issue until an update succeeds."""
         try:
-            return await self.collector.refresh()
+            snapshot = await self.collector.refresh()
+        except UnsupportedFirmware as err:
+            async_set_issue(self.hass, self.config_entry, ISSUE_FIRMWARE, True, {"error": str(err)})
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="update_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
         except InvalidAuth as err:
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="invalid_auth"
@@ -62,6 +71,8 @@ class OpenDtuCoordinator(DataUpdateCoordinator[DtuSnapshot]):
                 translation_key="update_failed",
                 translation_placeholders={"error": str(err)},
             ) from err
+        async_set_issue(self.hass, self.config_entry, ISSUE_FIRMWARE, False)
+        return snapshot
 
     async def async_follow_live(self) -> None:
         """Follow ``/livedata`` for as long as the entry is loaded, reconnecting with backoff."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -13,6 +15,8 @@ from ..const import EVENT_SYMBOL_DEGRADED, EVENT_SYMBOL_RECOVERED
 from ..core.mqtt.session import BrokerSession, ConnectionState
 from ..core.sources.tickrmeter.health import SymbolHealth, Transition
 from ..core.sources.tickrmeter.snapshot import FleetSnapshot, SnapshotTaker
+from ..repairs import ISSUE_BROKER_AUTH, async_set_issue
+from .options import interval_from_options, symbols_from_options, thresholds_from_options
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,20 +35,31 @@ class TickrMeterCoordinator(DataUpdateCoordinator[FleetSnapshot]):
         session: BrokerSession,
         snapshots: SnapshotTaker,
         health: SymbolHealth,
-        interval: float,
+        interval: timedelta,
     ) -> None:
         super().__init__(
             hass,
             _LOGGER,
             config_entry=entry,
             name=entry.title,  # "TickrMeter fleet" unless renamed: the kind is in it
-            update_interval=timedelta(seconds=interval),
+            update_interval=interval,
         )
         self.session = session
         self.snapshots = snapshots
         self.tracker = snapshots.tracker
         self.health = health
         self.rejects = self.tracker.rejects
+        # Set by the sensor platform: shows sensors for exactly these symbols.
+        self.show_symbols: Callable[[list[str]], None] | None = None
+
+    async def async_apply_options(self, options: Mapping[str, Any]) -> None:
+        """New thresholds, symbols and interval take effect on the running fleet: no
+        reload, so nothing the tracker knows (devices, counters, windows) is lost."""
+        self.health.thresholds = thresholds_from_options(options)
+        self.update_interval = interval_from_options(options)
+        if self.show_symbols is not None:
+            self.show_symbols(symbols_from_options(options))
+        await self.async_refresh()  # at once, and the next refresh on the new interval
 
     @callback
     def start(self) -> None:
@@ -92,4 +107,11 @@ class TickrMeterCoordinator(DataUpdateCoordinator[FleetSnapshot]):
 
     @callback
     def _on_state_change(self, state: ConnectionState) -> None:
+        """A broker that starts refusing the credentials is a repair issue and a reauth (the
+        session keeps retrying, so a fix on the broker's side clears both)."""
+        if state is ConnectionState.AUTH_FAILED:
+            async_set_issue(self.hass, self.config_entry, ISSUE_BROKER_AUTH, True)
+            self.config_entry.async_start_reauth(self.hass)
+        elif state is ConnectionState.CONNECTED:
+            async_set_issue(self.hass, self.config_entry, ISSUE_BROKER_AUTH, False)
         self.async_update_listeners()

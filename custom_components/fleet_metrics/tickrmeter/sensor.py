@@ -13,13 +13,15 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfTime
+from homeassistant.core import callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
-from ..const import CONF_SYMBOLS
 from ..core.sources.tickrmeter.snapshot import FleetSnapshot, SymbolSnapshot
 from .coordinator import TickrMeterCoordinator
 from .entity import TickrMeterEntity
+from .options import symbols_from_options
 
 
 def _percent(ratio: float | None) -> float | None:
@@ -193,8 +195,31 @@ class SymbolSensor(TickrMeterEntity, SensorEntity):
 def async_setup_sensors(
     coordinator: TickrMeterCoordinator, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> Callable[[], None]:
-    entities: list[SensorEntity] = [FleetSensor(coordinator, d) for d in FLEET_SENSORS]
-    for symbol in coordinator.config_entry.options.get(CONF_SYMBOLS, []):
-        entities += [SymbolSensor(coordinator, d, symbol) for d in SYMBOL_SENSORS]
-    async_add_entities(entities)
-    return lambda: None
+    """The fleet sensors, and the picked symbols' sensors, which follow the options."""
+    async_add_entities([FleetSensor(coordinator, d) for d in FLEET_SENSORS])
+    shown: dict[str, list[SymbolSensor]] = {}
+
+    @callback
+    def show_symbols(symbols: list[str]) -> None:
+        """Add the sensors of newly picked symbols; remove (from the registry too) those of
+        symbols no longer picked."""
+        registry = er.async_get(coordinator.hass)
+        for symbol in [s for s in shown if s not in symbols]:
+            for entity in shown.pop(symbol):
+                if entity.registry_entry is not None:
+                    registry.async_remove(entity.entity_id)
+        added: list[SensorEntity] = []
+        for symbol in symbols:
+            if symbol not in shown:
+                shown[symbol] = [SymbolSensor(coordinator, d, symbol) for d in SYMBOL_SENSORS]
+                added += shown[symbol]
+        if added:
+            async_add_entities(added)
+
+    show_symbols(symbols_from_options(coordinator.config_entry.options))
+    coordinator.show_symbols = show_symbols
+
+    def stop() -> None:
+        coordinator.show_symbols = None
+
+    return stop

@@ -48,6 +48,14 @@ class BadResponse(OpenDtuError):
         self.kind = kind
 
 
+class UnsupportedFirmware(BadResponse):
+    """An API path the integration reads is missing: firmware older than November 2022 (or
+    not an OpenDTU at all). Lasting until the DTU is updated, unlike a garbled answer."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "unsupported")
+
+
 # The largest answer read (a DTU with ten inverters answers in about 30 kB).
 MAX_BODY = 4 * 1024 * 1024
 # The longest Retry-After honoured; a longer one would stop polling for good.
@@ -94,7 +102,7 @@ class OpenDtuClient:
         if status == 429:
             raise DtuBusy(_retry_after(retry_after))
         if status == 404:
-            raise BadResponse(f"{path}: not found (not an OpenDTU, or older firmware)")
+            raise UnsupportedFirmware(f"{path}: not found (not an OpenDTU, or older firmware)")
         if len(body) > MAX_BODY:
             raise BadResponse(f"{path}: answer over {MAX_BODY} bytes", "too_large")
         try:

@@ -92,6 +92,7 @@ class Correlator:
         self.max_pending = max_pending
         self.max_symbols = max_symbols
         self._clock = clock
+        self.clock = clock  # read by state.py: saved ages are relative to it
         self._latency_factory = latency_factory or (lambda: WindowedLatency(clock=clock))
         self._pending: OrderedDict[str, float] = OrderedDict()
         self.symbols: dict[str, SymbolStats] = {}
@@ -102,6 +103,10 @@ class Correlator:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def new_window(self) -> WindowedLatency:
+        """An empty latency window as this correlator makes them (a restore fills one)."""
+        return self._latency_factory()
 
     def _new_stats(self, symbol: str, now: float) -> SymbolStats:
         for _, old in make_room(self.symbols, self.max_symbols):

@@ -120,6 +120,7 @@ class Fleet:
         self.status_fields = dict(status_fields)
         self.low_battery = low_battery
         self._clock = clock
+        self.clock = clock  # read by state.py: saved ages are relative to it
         self.devices: dict[str, Device] = {}
 
     def _device(self, device_id: str) -> Device:
