@@ -20,8 +20,19 @@ $(STAMP): pyproject.toml requirements-test.txt
 	$(PY) -c "import homeassistant, pytest_homeassistant_custom_component, fleet_metrics.core"
 	touch $(STAMP)
 
-demo: $(STAMP)
-	@$(VENV)/bin/fleet-metrics run
+# The demo needs only the runtime dependencies and the embedded broker: its own small venv,
+# no Home Assistant stack. DEMO_ARGS go to `fleet-metrics demo` (e.g. --listen, --duration).
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
+
+$(DEMO_STAMP): pyproject.toml
+	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "Python 3.13 not found (looked for ~/.pyenv/versions/3.13.0/bin/python and python3.13)"; exit 1; }
+	$(PYTHON_BOOTSTRAP) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e '.[demo]' 2>&1 | $(QUIET_PIP)
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	@$(DEMO_VENV)/bin/fleet-metrics demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -33,6 +44,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy custom_components/fleet_metrics
 	rm -rf $(VENV)/typecheck && mkdir -p $(VENV)/typecheck/fleet_metrics
 	ln -s $(CURDIR)/standalone/*.py $(VENV)/typecheck/fleet_metrics/
+	ln -s $(CURDIR)/standalone/simulators $(VENV)/typecheck/fleet_metrics/simulators
 	ln -s $(CURDIR)/custom_components/fleet_metrics/core $(VENV)/typecheck/fleet_metrics/core
 	MYPYPATH=$(VENV)/typecheck $(VENV)/bin/mypy -p fleet_metrics
 
@@ -48,6 +60,7 @@ compat:
 # TickrMeter at fleet scale through a real Mosquitto; prints rates, CPU, loss, RSS, render times.
 bench: $(STAMP)
 	$(PY) -m bench.tickrmeter $(BENCH_ARGS)
+	$(PY) -m bench.proxmox
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(DEMO_VENV)

@@ -1,4 +1,9 @@
-"""A synthetic sensor that needs no hardware, and can crash on demand to show supervision."""
+"""A synthetic sensor that needs no hardware or network, and can crash on demand.
+
+It is what ``fleet-metrics run`` without ``-c`` reads (a check that an installation works)
+and what the supervision tests crash on purpose. The simulated fleet of ``fleet-metrics
+demo`` speaks the real device protocols instead (standalone/simulators).
+"""
 
 from __future__ import annotations
 
