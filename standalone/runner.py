@@ -105,6 +105,8 @@ class Runner:
             output=lp_cfg["output"],
             max_buffer=lp_cfg["max_buffer"],
             token=lp_cfg["token"],
+            username=lp_cfg["username"],
+            password=lp_cfg["password"],
             timeout=lp_cfg["timeout"],
             stream=stdout,
             batch_lines=lp_cfg["batch_lines"],

@@ -5,6 +5,9 @@ in a database of its own (``fresh_database``). Every port influxd would open (RP
 free loopback port; data, meta and WAL live in a temporary directory; usage reporting is off.
 The client side is blocking ``urllib``: hypothesis tests are synchronous, and a blocking
 call keeps the fixture free of event loop scopes.
+
+``influxd_auth`` is a second server with ``auth-enabled``: its admin user is created
+through the HTTP API (allowed while no user exists), and ``writer`` may only write.
 """
 
 from __future__ import annotations
@@ -36,9 +39,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ADMIN = ("admin", "admin-secret")
+
+
 class Influxd:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, auth: bool = False) -> None:
         self.workdir = workdir
+        self.auth = auth
         self.http_port = free_port()
         self.rpc_port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -68,6 +75,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   store-enabled = false
 [http]
   bind-address = "127.0.0.1:{self.http_port}"
+  auth-enabled = {str(self.auth).lower()}
   log-enabled = false
   pprof-enabled = false
 [logging]
@@ -97,6 +105,8 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             try:
                 with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as response:
                     if response.status == 204:
+                        if self.auth:
+                            self._create_admin()
                         return
             except OSError:
                 time.sleep(0.05)
@@ -113,7 +123,27 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         self._proc = None
         self._log.close()
 
-    def _request(self, path: str, params: dict[str, str], body: bytes | None) -> tuple[int, str]:
+    def _create_admin(self) -> None:
+        """The first user of an auth-enabled server, created without credentials."""
+        name, password = ADMIN
+        status, text = self._request(
+            "/query",
+            {"q": f"CREATE USER {name} WITH PASSWORD '{password}' WITH ALL PRIVILEGES"},
+            b"",
+            admin=False,
+        )
+        assert status == 200 and '"error"' not in text, text
+
+    def add_writer(self, database: str, name: str, password: str) -> None:
+        """A user who may write to ``database`` and nothing else."""
+        self.query(f"CREATE USER {name} WITH PASSWORD '{password}'")
+        self.query(f'GRANT WRITE ON "{database}" TO {name}')
+
+    def _request(
+        self, path: str, params: dict[str, str], body: bytes | None, admin: bool = True
+    ) -> tuple[int, str]:
+        if self.auth and admin:
+            params = {**params, "u": ADMIN[0], "p": ADMIN[1]}
         url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
         request = urllib.request.Request(url, data=body if body is not None else b"")
         try:
@@ -149,6 +179,15 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
     # Session fixtures run before the per-test opt-in to loopback sockets (tests/conftest.py).
     pytest_socket.enable_socket()
     server = Influxd(tmp_path_factory.mktemp("influxd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    pytest_socket.enable_socket()
+    server = Influxd(tmp_path_factory.mktemp("influxd_auth"), auth=True)
     server.start()
     yield server
     server.stop()

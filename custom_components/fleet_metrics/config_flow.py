@@ -100,7 +100,10 @@ BROKER_FIELDS: dict[vol.Marker, Any] = {
     vol.Optional(CONF_USERNAME): str,
     vol.Optional(CONF_PASSWORD): PASSWORD_SELECTOR,
     vol.Required(CONF_PROTOCOL, default=MQTT_PROTOCOLS[0]): SelectSelector(
-        SelectSelectorConfig(options=list(MQTT_PROTOCOLS), translation_key=CONF_PROTOCOL)
+        # Labels in code: hassfest refuses "3.1.1" as a translation key.
+        SelectSelectorConfig(
+            options=[SelectOptionDict(value=v, label=f"MQTT {v}") for v in MQTT_PROTOCOLS]
+        )
     ),
     # TLS: no CA file trusts the system's CAs; a client certificate only where the broker
     # asks for one; "insecure" skips the host name check (a broker reached by IP address).

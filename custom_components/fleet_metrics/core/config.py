@@ -6,6 +6,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import voluptuous as vol
 
@@ -40,16 +41,52 @@ PROMETHEUS_SCHEMA = vol.Schema(
     }
 )
 
-LINE_PROTOCOL_SCHEMA = vol.Schema(
-    {
-        vol.Optional("output", default="stdout"): line_protocol_output,
-        vol.Optional("flush_interval", default=10.0): positive_seconds,
-        vol.Optional("max_buffer", default=100_000): integer(1),
-        vol.Optional("batch_lines", default=5000): integer(1),
-        vol.Optional("batch_bytes", default=1_000_000): integer(1024),
-        vol.Optional("token", default=""): str,
-        vol.Optional("timeout", default=10.0): positive_seconds,
-    }
+
+def _write_api_credentials(value: dict[str, Any]) -> dict[str, Any]:
+    """Credentials that fit the output: refused here rather than answered 400 or 401 by the
+    server for every chunk.
+
+    - ``token`` (InfluxDB 2.x/3.x ``Authorization: Token``) and ``username``/``password``
+      (1.x basic auth) are for an http(s) output, and one of the two;
+    - a URL that names the 2.x API (``/api/v2/write``) needs its ``bucket`` parameter.
+    """
+    output = value["output"]
+    credentials = [key for key in ("token", "username", "password") if value[key]]
+    if not output.startswith(("http://", "https://")):
+        if credentials:
+            raise vol.Invalid(f"{credentials[0]} is only used with an http(s) write URL output")
+        return value
+    if value["password"] and not value["username"]:
+        raise vol.Invalid("password needs a username")
+    parts = urlsplit(output)
+    if value["username"] and (parts.username or parts.password):
+        raise vol.Invalid("username is given twice: in the output URL and as username")
+    if value["token"] and (value["username"] or parts.username):
+        raise vol.Invalid("token (InfluxDB 2.x/3.x) and username/password (1.x) exclude each other")
+    if parts.path.rstrip("/").endswith("/api/v2/write") and not parse_qs(parts.query).get("bucket"):
+        raise vol.Invalid(
+            "an /api/v2/write URL needs ?bucket=NAME (and &org=NAME for InfluxDB 2.x)"
+        )
+    return value
+
+
+LINE_PROTOCOL_SCHEMA = vol.All(
+    vol.Schema(
+        {
+            vol.Optional("output", default="stdout"): line_protocol_output,
+            vol.Optional("flush_interval", default=10.0): positive_seconds,
+            vol.Optional("max_buffer", default=100_000): integer(1),
+            vol.Optional("batch_lines", default=5000): integer(1),
+            vol.Optional("batch_bytes", default=1_000_000): integer(1024),
+            # InfluxDB 2.x/3.x API token, sent as "Authorization: Token ...".
+            vol.Optional("token", default=""): str,
+            # InfluxDB 1.x user, sent with HTTP basic auth.
+            vol.Optional("username", default=""): str,
+            vol.Optional("password", default=""): str,
+            vol.Optional("timeout", default=10.0): positive_seconds,
+        }
+    ),
+    _write_api_credentials,
 )
 
 

@@ -11,6 +11,10 @@ The answer decides the fate of the chunk, so it is classified here and nowhere e
   on the server without touching the lines, and dropping every line meanwhile would fill the
   dead-letter file with good data.
 - any other 4xx: the lines are refused; the caller drops and dead-letters them.
+
+Credentials: InfluxDB 2.x and 3.x take ``Authorization: Token <token>`` (``token``); 1.x
+takes HTTP basic auth (``username``/``password``, or ``user:password@`` in the URL) or the
+``u``/``p`` query parameters. ``db``/``rp`` (1.x) and ``org``/``bucket`` (2.x) stay in the URL.
 """
 
 from __future__ import annotations
@@ -95,12 +99,21 @@ def classify(status: int, body: bytes, lines: list[str]) -> Answer:
 class HttpWriter:
     """POSTs chunks; owns the aiohttp session so that ``close`` leaves none behind."""
 
-    def __init__(self, url: str, token: str = "", timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str = "",
+        timeout: float = 10.0,
+        username: str = "",
+        password: str = "",
+    ) -> None:
         self.url = url
         self.public_url = public_url(url)
         self._headers = {"Content-Type": "text/plain; charset=utf-8"}
         if token:
             self._headers["Authorization"] = f"Token {token}"
+        # aiohttp takes user:password@ from the URL itself, and refuses both at once.
+        self._auth = aiohttp.BasicAuth(username, password) if username else None
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
@@ -114,7 +127,7 @@ class HttpWriter:
         )
         try:
             async with self._session.post(
-                self.url, data=body, headers=self._headers, timeout=limit
+                self.url, data=body, headers=self._headers, auth=self._auth, timeout=limit
             ) as response:
                 answer = await response.read()
                 return classify(response.status, answer, lines)

@@ -55,6 +55,8 @@ class LineProtocolOutput:
         on_rejected: RejectSink | None = None,
         breaker: CircuitBreaker | None = None,
         backoff: Backoff | None = None,
+        username: str = "",
+        password: str = "",
     ) -> None:
         self.output = output
         self._buffer: deque[str] = deque()
@@ -65,7 +67,9 @@ class LineProtocolOutput:
         self._stream = stream
         self._encoder = LineEncoder()
         self._http = (
-            HttpWriter(output, token, timeout) if output.startswith(("http:", "https:")) else None
+            HttpWriter(output, token, timeout, username, password)
+            if output.startswith(("http:", "https:"))
+            else None
         )
         self.breaker = breaker or CircuitBreaker()
         self._backoff = backoff or Backoff(initial=1.0, maximum=60.0)
@@ -206,7 +210,16 @@ class LineProtocolOutput:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             chunk = self._take_chunk()
-            left, failure = await self._send(chunk, deadline)
+            try:
+                left, failure = await self._send(chunk, deadline)
+            except asyncio.CancelledError:
+                # Cancelled mid-request (the runner stops its periodic flush at shutdown):
+                # the server may or may not have the chunk, so it goes back for the closing
+                # flush. Sending a line twice is harmless, as InfluxDB keeps one point per
+                # series and time (and a half already written after a split is counted
+                # again); dropping it would lose data.
+                self._put_back(chunk)
+                raise
             if failure is not None:
                 self._put_back(left)
                 self.write_errors += 1
