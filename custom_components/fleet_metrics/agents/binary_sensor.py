@@ -1,4 +1,5 @@
-"""Each host's online state: the one entity every host has from the moment it is added."""
+"""Each host's online state (the one entity every host has from the moment it is added),
+each ZFS pool's problem state, and whether each picked Proxmox guest runs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from homeassistant.components.binary_sensor import BinarySensorDeviceClass, Bina
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import AgentsCoordinator
-from .entity import AgentEntity, Candidate, add_entities_as_they_appear
+from .entity import AgentEntity, Candidate, GuestEntity, add_entities_as_they_appear
+from .proxmox import Guest
 from .readings import HostReadings
 
 
@@ -33,10 +35,55 @@ class HostOnlineSensor(AgentEntity, BinarySensorEntity):
         return self.coordinator.online(self.host)
 
 
+class PoolProblemSensor(AgentEntity, BinarySensorEntity):
+    """On while the pool is not ONLINE (DEGRADED, FAULTED...) or has read, write or
+    checksum errors; its health and errors are attributes."""
+
+    _attr_device_class = BinarySensorDeviceClass.PROBLEM
+    _attr_translation_key = "pool_problem"
+
+    def __init__(self, coordinator: AgentsCoordinator, host: str, pool: str) -> None:
+        super().__init__(coordinator, host, f"pool_problem_{pool}")
+        self._pool = pool
+        self._attr_translation_placeholders = {"pool": pool}
+
+    @property
+    def is_on(self) -> bool | None:
+        readings = self.readings
+        pool = readings.proxmox.pools.get(self._pool) if readings else None
+        return pool.problem if pool else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, str | int | None]:
+        readings = self.readings
+        pool = readings.proxmox.pools.get(self._pool) if readings else None
+        if pool is None:
+            return {}
+        return {"health": pool.health, "errors": pool.errors}
+
+
+class GuestRunningSensor(GuestEntity, BinarySensorEntity):
+    _attr_device_class = BinarySensorDeviceClass.RUNNING
+    _attr_translation_key = "guest_running"
+
+    def __init__(self, coordinator: AgentsCoordinator, host: str, guest: Guest) -> None:
+        super().__init__(coordinator, host, guest, "running")
+
+    @property
+    def is_on(self) -> bool | None:
+        guest = self.guest
+        return guest.running if guest else None
+
+
 def _binary_sensors(
     coordinator: AgentsCoordinator, host: str, readings: HostReadings
 ) -> Iterator[Candidate]:
     yield "online", partial(HostOnlineSensor, coordinator, host)
+    for pool in readings.proxmox.pools:
+        yield f"pool_problem_{pool}", partial(PoolProblemSensor, coordinator, host, pool)
+    for guest_id, guest in readings.proxmox.guests.items():
+        if coordinator.shows_guest(host, guest_id):
+            yield f"guest/{guest_id}/running", partial(GuestRunningSensor, coordinator, host, guest)
 
 
 def async_setup_binary_sensors(

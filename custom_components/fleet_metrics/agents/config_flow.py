@@ -2,8 +2,10 @@
 
 The token is made when the name is accepted, shown on the next step (with the agent config
 to paste), and only its SHA-256 hash is stored, in the host's subentry: nothing can show it
-again. "New token" (the subentry's reconfigure) does the same for an existing host; the old
-token stops working, and its live connection is cut, when the new one is stored.
+again. The subentry's reconfigure is a menu: "New token" does the same for an existing host
+(the old token stops working, and its live connection is cut, when the new one is stored);
+"Guests" picks the Proxmox guests shown as devices, stored in the subentry as ``guests`` (a
+list of guest ids; none picked: every guest, up to the cap).
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
 from homeassistant.const import CONF_HOST
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.network import NoURLAvailableError, get_url
+from homeassistant.helpers.selector import (
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+)
 
 from ..const import AGENT_PATH, CONF_TOKEN_HASH, SUBENTRY_HOST
 from ..core.sources.agents.store import valid_host_name
 from ..core.sources.agents.tokens import hash_token, make_token
+from .coordinator import CONF_GUESTS
+from .proxmox import MAX_GUESTS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -89,13 +99,52 @@ class HostSubentryFlow(ConfigSubentryFlow):
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
+        """A new token, or the guests shown."""
+        return self.async_show_menu(step_id="reconfigure", menu_options=["new_token", "guests"])
+
+    async def async_step_guests(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Pick the guests shown as devices, from those the host reports and those picked
+        before; none picked: every guest (up to the cap)."""
+        subentry = self._get_reconfigure_subentry()
+        if user_input is not None:
+            picked = [str(guest) for guest in user_input.get(CONF_GUESTS, [])][:MAX_GUESTS]
+            return self.async_update_and_abort(
+                self._get_entry(), subentry, data_updates={CONF_GUESTS: picked}
+            )
+        current = [str(guest) for guest in subentry.data.get(CONF_GUESTS) or []]
+        labels = {guest: guest for guest in current}
+        runtime = getattr(self._get_entry(), "runtime_data", None)
+        readings = runtime.coordinator.data.get(subentry.data[CONF_HOST]) if runtime else None
+        if readings is not None:
+            labels.update({gid: g.label for gid, g in readings.proxmox.guests.items()})
+        options = [SelectOptionDict(value=gid, label=labels[gid]) for gid in sorted(labels)]
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_GUESTS, default=current): SelectSelector(
+                    SelectSelectorConfig(
+                        options=options, multiple=True, mode=SelectSelectorMode.DROPDOWN
+                    )
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="guests",
+            data_schema=schema,
+            description_placeholders={"host": subentry.data[CONF_HOST]},
+        )
+
+    async def async_step_new_token(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
         """Confirm first: the new token replaces the old one for good."""
         subentry = self._get_reconfigure_subentry()
         errors: dict[str, str] = {}
         if user_input is not None and self._new_token(subentry.data[CONF_HOST], errors):
             return await self.async_step_reconfigure_token()
         return self.async_show_form(
-            step_id="reconfigure",
+            step_id="new_token",
             data_schema=vol.Schema({}),
             description_placeholders={"host": subentry.data[CONF_HOST]},
             errors=errors,

@@ -4,15 +4,19 @@ No polling: the hub calls back when a host comes online, goes offline, or a batc
 Batches update the readings and tell entities at most once a second (``ThrottledNotifier``);
 online and offline are rare and change availability, so they are told at once, and fire
 ``fleet_metrics_host_online`` / ``fleet_metrics_host_offline`` (the hub's grace period has
-already kept a quick reconnect from being a transition). The hosts are the entry's
-subentries: when one is added or removed the entry's update listener hands the new list to
-the hub, which cuts a removed host's connection at once.
+already kept a quick reconnect from being a transition). A batch's Proxmox transitions
+fire ``fleet_metrics_guest_stopped`` / ``fleet_metrics_pool_degraded`` (see ``proxmox``).
+The hosts are the entry's subentries: when one is added or removed the entry's update
+listener hands the new list to the hub, which cuts a removed host's connection at once. A
+host's subentry also holds its guest pick (``guests``: the guest ids shown as devices; none
+stored: every guest, up to the cap); a guest taken out of the pick loses its device.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
@@ -36,6 +40,7 @@ from ..const import (
 from ..core.agent.protocol import Batch
 from ..core.sources.agents.hub import HostState
 from ..throttle import ThrottledNotifier
+from .proxmox import MAX_GUESTS
 from .readings import HostReadings
 from .server import AgentServer
 
@@ -47,8 +52,25 @@ type AgentsConfigEntry = ConfigEntry[AgentsRuntime]
 _LOGGER = logging.getLogger(__name__)
 
 
+CONF_GUESTS: Final = "guests"
+
+
 def device_identifier(host: str) -> tuple[str, str]:
     return (DOMAIN, f"agent_{host}")
+
+
+def guest_identifier(host: str, guest_id: str) -> tuple[str, str]:
+    """A guest device's identifier; "/" is in no host name, so no host's prefix is
+    another's."""
+    return (DOMAIN, f"agent_{host}/guest/{guest_id}")
+
+
+def guest_pick(data: Mapping[str, Any]) -> frozenset[str] | None:
+    """The guest ids a host's subentry picks; None: every guest (up to the cap)."""
+    picked = data.get(CONF_GUESTS)
+    if not picked or not isinstance(picked, list):
+        return None
+    return frozenset(str(guest) for guest in picked[:MAX_GUESTS])
 
 
 class AgentsCoordinator(DataUpdateCoordinator[dict[str, HostReadings]]):
@@ -62,6 +84,7 @@ class AgentsCoordinator(DataUpdateCoordinator[dict[str, HostReadings]]):
         self.hub = server.hub
         self.data = {}
         self.subentry_ids: dict[str, str] = {}  # host -> its subentry
+        self.guest_picks: dict[str, frozenset[str] | None] = {}  # host -> its pick
         self._device_info: dict[str, tuple[str, str]] = {}  # host -> (model, sw_version)
         self._notify = ThrottledNotifier(
             hass, LIVE_UPDATE_MIN_INTERVAL, self.async_update_listeners
@@ -100,6 +123,11 @@ class AgentsCoordinator(DataUpdateCoordinator[dict[str, HostReadings]]):
             if subentry.subentry_type == SUBENTRY_HOST
         }
         self.subentry_ids = {name: subentry.subentry_id for name, subentry in hosts.items()}
+        picks = {name: guest_pick(subentry.data) for name, subentry in hosts.items()}
+        for name, pick in picks.items():
+            if name in self.guest_picks and self.guest_picks[name] != pick:
+                self._remove_unpicked_guests(name, pick)
+        self.guest_picks = picks
         for name in [name for name in self.data if name not in hosts]:
             del self.data[name]
             self._device_info.pop(name, None)
@@ -109,6 +137,25 @@ class AgentsCoordinator(DataUpdateCoordinator[dict[str, HostReadings]]):
             {name: subentry.data[CONF_TOKEN_HASH] for name, subentry in hosts.items()}
         )
         self.async_update_listeners()
+
+    def shows_guest(self, host: str, guest_id: str) -> bool:
+        """Whether ``guest_id`` of ``host`` is a device: picked, or every guest by default."""
+        pick = self.guest_picks.get(host)
+        return pick is None or guest_id in pick
+
+    @callback
+    def _remove_unpicked_guests(self, host: str, pick: frozenset[str] | None) -> None:
+        """Guests taken out of the pick lose their device (and with it their entities)."""
+        if pick is None:
+            return  # every guest again: the platforms add what is missing
+        registry = dr.async_get(self.hass)
+        prefix = guest_identifier(host, "")[1]
+        for device in dr.async_entries_for_config_entry(registry, self.config_entry.entry_id):
+            for domain, identifier in device.identifiers:
+                if domain == DOMAIN and identifier.startswith(prefix):
+                    if identifier.removeprefix(prefix) not in pick:
+                        registry.async_remove_device(device.id)
+                    break
 
     def online(self, host: str) -> bool:
         state = self.hub.hosts.get(host)
@@ -144,7 +191,10 @@ class AgentsCoordinator(DataUpdateCoordinator[dict[str, HostReadings]]):
         readings = self.data.get(state.name)
         if readings is None:
             return
-        readings.apply(batch.samples)
+        for event, data in readings.apply(batch.samples):
+            self.hass.bus.async_fire(
+                event, {"entry_id": self.config_entry.entry_id, "host": state.name, **data}
+            )
         self._update_device(state.name)
         self._notify()
 

@@ -10,13 +10,16 @@ per host; what does not fit is counted in ``dropped``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
 from ..core.sample import FieldValue, Sample
+from .proxmox import MEASUREMENTS as PROXMOX_MEASUREMENTS
+from .proxmox import Event, ProxmoxReadings
 
-MAX_PER_KIND: Final = 64
+MAX_PER_KIND: Final = 64  # proxmox.py keeps the same cap
 # hwmon chips that measure the CPU package or its cores (Intel, AMD, ARM boards).
 CPU_CHIPS: Final = frozenset(
     {"coretemp", "k10temp", "zenpower", "cpu_thermal", "cpu-thermal", "soc_thermal"}
@@ -29,9 +32,14 @@ TemperatureKey = tuple[str, str]  # (chip, sensor)
 
 
 def _number(value: FieldValue | None) -> float | None:
+    """A finite number, or None (NaN and ±inf from a garbled reading are none)."""
     if value is None or isinstance(value, bool | str):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _percent(part: float, whole: float) -> float | None:
@@ -54,6 +62,7 @@ class HostReadings:
     load15: float | None = None
     memory_used_percent: float | None = None
     memory_available_bytes: int | None = None
+    memory_total_bytes: int | None = None
     swap_used_percent: float | None = None
     boot_time: float | None = None  # unix seconds
     os: str = ""
@@ -67,6 +76,7 @@ class HostReadings:
     disk_read: dict[str, float] = field(default_factory=dict)  # bytes/s by disk
     disk_write: dict[str, float] = field(default_factory=dict)
     temperatures: dict[TemperatureKey, float] = field(default_factory=dict)
+    proxmox: ProxmoxReadings = field(default_factory=ProxmoxReadings)  # pools, guests...
     dropped: int = 0
     _cpu: tuple[float, float] | None = None  # (busy, total) seconds of the last reading
     _counters: dict[tuple[str, str, str], _Counter] = field(default_factory=dict)
@@ -77,11 +87,28 @@ class HostReadings:
         values = [value for (chip, _), value in self.temperatures.items() if chip in CPU_CHIPS]
         return max(values) if values else None
 
-    def apply(self, samples: Iterable[Sample]) -> None:
+    @property
+    def memory_used_without_arc_percent(self) -> float | None:
+        """Memory used less the ZFS ARC, which is cache the kernel gets back when it needs
+        it (users read a full ARC as "RAM full"); None without an ARC reading."""
+        total, available = self.memory_total_bytes, self.memory_available_bytes
+        arc = self.proxmox.arc_size_bytes
+        if total is None or available is None or arc is None:
+            return None
+        return _percent(max(0.0, float(total - available - arc)), total)
+
+    def apply(self, samples: Iterable[Sample]) -> list[Event]:
+        """Take a batch's samples in; the events their transitions call for (pools,
+        guests: see ``proxmox``), without the host, which the caller adds."""
+        events: list[Event] = []
         for sample in samples:
-            handler = _HANDLERS.get(sample.measurement)
+            measurement = sample.measurement
+            handler = _HANDLERS.get(measurement)
             if handler is not None:
                 handler(self, sample)
+            elif measurement in PROXMOX_MEASUREMENTS:
+                self.proxmox.apply(sample, events)
+        return events
 
     def _keep(self, values: dict[str, float], key: str, value: float | None) -> None:
         if value is None:
@@ -140,6 +167,7 @@ class HostReadings:
         if total is None or available is None:
             return
         self.memory_available_bytes = int(available)
+        self.memory_total_bytes = int(total)
         self.memory_used_percent = _percent(total - available, total)
 
     def _on_swap(self, sample: Sample) -> None:

@@ -1,5 +1,8 @@
 """Host sensors: CPU, load, memory, swap, boot time, temperatures, and one per filesystem,
-interface and disk. Each appears once the host has reported its value."""
+interface and disk; on a Proxmox host also ARC size, memory used without the ARC, guest
+counts, pending updates, each pool's capacity, fragmentation and last scrub, each storage's
+used %, and each picked guest's CPU, memory, disk and last backup on the guest's device.
+Each appears once the host has reported its value."""
 
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .coordinator import AgentsCoordinator
-from .entity import AgentEntity, Candidate, add_entities_as_they_appear
+from .entity import AgentEntity, Candidate, GuestEntity, add_entities_as_they_appear
+from .proxmox import Guest, Pool, ProxmoxReadings
 from .readings import HostReadings, TemperatureKey
 
 M = SensorStateClass.MEASUREMENT
@@ -36,9 +40,21 @@ class HostSensorDescription(SensorEntityDescription):
     value_fn: Callable[[HostReadings], StateType | datetime]
 
 
+def _timestamp(seconds: float | None) -> datetime | None:
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=0) if seconds else None
+
+
 def _boot_time(readings: HostReadings) -> datetime | None:
-    boot = readings.boot_time
-    return datetime.fromtimestamp(boot, UTC).replace(microsecond=0) if boot else None
+    return _timestamp(readings.boot_time)
+
+
+_BYTES = {
+    "device_class": SensorDeviceClass.DATA_SIZE,
+    "native_unit_of_measurement": UnitOfInformation.BYTES,
+    "suggested_unit_of_measurement": UnitOfInformation.GIBIBYTES,
+    "suggested_display_precision": 2,
+    "state_class": SensorStateClass.MEASUREMENT,
+}
 
 
 HOST_SENSORS: tuple[HostSensorDescription, ...] = (
@@ -113,6 +129,38 @@ HOST_SENSORS: tuple[HostSensorDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=_boot_time,
     ),
+    HostSensorDescription(
+        key="arc_size",
+        translation_key="arc_size",
+        value_fn=lambda r: r.proxmox.arc_size_bytes,
+        **_BYTES,  # type: ignore[arg-type]
+    ),
+    HostSensorDescription(
+        key="memory_used_without_arc",
+        translation_key="memory_used_without_arc",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=M,
+        suggested_display_precision=1,
+        value_fn=lambda r: r.memory_used_without_arc_percent,
+    ),
+    HostSensorDescription(
+        key="guests_running",
+        translation_key="guests_running",
+        state_class=M,
+        value_fn=lambda r: r.proxmox.guests_with("running"),
+    ),
+    HostSensorDescription(
+        key="guests_stopped",
+        translation_key="guests_stopped",
+        state_class=M,
+        value_fn=lambda r: r.proxmox.guests_with("stopped"),
+    ),
+    HostSensorDescription(
+        key="updates_pending",
+        translation_key="updates_pending",
+        state_class=M,
+        value_fn=lambda r: r.proxmox.updates_pending,
+    ),
 )
 
 # Readings kept per name (mountpoint, interface, disk): the map, and its sensor.
@@ -155,8 +203,16 @@ DISK_WRITE = SensorEntityDescription(
     suggested_unit_of_measurement=UnitOfDataRate.MEGABYTES_PER_SECOND,
     **_RATE,  # type: ignore[arg-type]
 )
+STORAGE_USED = SensorEntityDescription(
+    key="storage_used",
+    translation_key="storage_used",
+    native_unit_of_measurement=PERCENTAGE,
+    state_class=M,
+    suggested_display_precision=1,
+)
 KEYED: tuple[tuple[SensorEntityDescription, str, KeyedValues], ...] = (
     (FILESYSTEM_USED, "mountpoint", lambda r: r.filesystem_used_percent),
+    (STORAGE_USED, "storage", lambda r: r.proxmox.storage_used_percent),
     (NETWORK_IN, "device", lambda r: r.network_in),
     (NETWORK_OUT, "device", lambda r: r.network_out),
     (DISK_READ, "device", lambda r: r.disk_read),
@@ -169,6 +225,73 @@ TEMPERATURE = SensorEntityDescription(
     native_unit_of_measurement=UnitOfTemperature.CELSIUS,
     state_class=M,
     suggested_display_precision=1,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolSensorDescription(SensorEntityDescription):
+    value_fn: Callable[[Pool], StateType | datetime]
+
+
+POOL_SENSORS: tuple[PoolSensorDescription, ...] = (
+    PoolSensorDescription(
+        key="pool_capacity",
+        translation_key="pool_capacity",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=M,
+        suggested_display_precision=1,
+        value_fn=lambda p: p.capacity_percent,
+    ),
+    PoolSensorDescription(
+        key="pool_fragmentation",
+        translation_key="pool_fragmentation",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=M,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda p: p.fragmentation_percent,
+    ),
+    PoolSensorDescription(
+        key="pool_last_scrub",
+        translation_key="pool_last_scrub",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda p: _timestamp(p.last_scrub),
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuestSensorDescription(SensorEntityDescription):
+    value_fn: Callable[[Guest, ProxmoxReadings], StateType | datetime]
+
+
+GUEST_SENSORS: tuple[GuestSensorDescription, ...] = (
+    GuestSensorDescription(
+        key="cpu_usage",
+        translation_key="guest_cpu_usage",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=M,
+        suggested_display_precision=1,
+        value_fn=lambda g, _: g.cpu_percent,
+    ),
+    GuestSensorDescription(
+        key="memory_used",
+        translation_key="guest_memory_used",
+        value_fn=lambda g, _: g.memory_used_bytes,
+        **_BYTES,  # type: ignore[arg-type]
+    ),
+    GuestSensorDescription(
+        key="disk_used",
+        translation_key="guest_disk_used",
+        value_fn=lambda g, _: g.disk_used_bytes,
+        **_BYTES,  # type: ignore[arg-type]
+    ),
+    GuestSensorDescription(
+        key="last_backup",
+        translation_key="guest_last_backup",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda g, p: _timestamp(p.last_backup.get(g.id)),
+    ),
 )
 
 
@@ -226,6 +349,71 @@ class TemperatureSensor(AgentEntity, SensorEntity):
         return readings.temperatures.get(self._key) if readings else None
 
 
+class PoolSensor(AgentEntity, SensorEntity):
+    entity_description: PoolSensorDescription
+
+    def __init__(
+        self,
+        coordinator: AgentsCoordinator,
+        host: str,
+        description: PoolSensorDescription,
+        pool: str,
+    ) -> None:
+        super().__init__(coordinator, host, f"{description.key}_{pool}")
+        self.entity_description = description
+        self._attr_translation_placeholders = {"pool": pool}
+        self._pool = pool
+
+    @property
+    def native_value(self) -> StateType | datetime:
+        readings = self.readings
+        pool = readings.proxmox.pools.get(self._pool) if readings else None
+        return self.entity_description.value_fn(pool) if pool else None
+
+
+class GuestSensor(GuestEntity, SensorEntity):
+    entity_description: GuestSensorDescription
+
+    def __init__(
+        self,
+        coordinator: AgentsCoordinator,
+        host: str,
+        guest: Guest,
+        description: GuestSensorDescription,
+    ) -> None:
+        super().__init__(coordinator, host, guest, description.key)
+        self.entity_description = description
+
+    @property
+    def native_value(self) -> StateType | datetime:
+        readings, guest = self.readings, self.guest
+        if readings is None or guest is None:
+            return None
+        return self.entity_description.value_fn(guest, readings.proxmox)
+
+
+def _proxmox_sensors(
+    coordinator: AgentsCoordinator, host: str, r: HostReadings
+) -> Iterator[Candidate]:
+    proxmox = r.proxmox
+    for name, pool in proxmox.pools.items():
+        for description in POOL_SENSORS:
+            if description.value_fn(pool) is not None:
+                yield (
+                    f"{description.key}_{name}",
+                    partial(PoolSensor, coordinator, host, description, name),
+                )
+    for guest_id, guest in proxmox.guests.items():
+        if not coordinator.shows_guest(host, guest_id):
+            continue
+        for guest_description in GUEST_SENSORS:
+            if guest_description.value_fn(guest, proxmox) is not None:
+                yield (
+                    f"guest/{guest_id}/{guest_description.key}",
+                    partial(GuestSensor, coordinator, host, guest, guest_description),
+                )
+
+
 def _sensors(coordinator: AgentsCoordinator, host: str, r: HostReadings) -> Iterator[Candidate]:
     for description in HOST_SENSORS:
         if description.value_fn(r) is not None:
@@ -238,6 +426,7 @@ def _sensors(coordinator: AgentsCoordinator, host: str, r: HostReadings) -> Iter
             )
     for key in r.temperatures:
         yield f"temperature_{key}", partial(TemperatureSensor, coordinator, host, key)
+    yield from _proxmox_sensors(coordinator, host, r)
 
 
 def async_setup_sensors(

@@ -119,7 +119,11 @@ async def test_new_token_replaces_the_old_one(hass: HomeAssistant) -> None:
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
     )
     assert result["step_id"] == "reconfigure"
-    shown = await hass.config_entries.subentries.async_configure(result["flow_id"], {})
+    confirm = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": "new_token"}
+    )
+    assert confirm["step_id"] == "new_token"
+    shown = await hass.config_entries.subentries.async_configure(confirm["flow_id"], {})
     assert shown["step_id"] == "reconfigure_token"
     placeholders = shown["description_placeholders"]
     assert placeholders is not None

@@ -320,11 +320,11 @@ def test_telegraf_integer_fields_are_written_as_integers() -> None:
 
 
 def test_an_unknown_measurement_keeps_its_shape_under_the_host() -> None:
-    zfs = [reading("zfs_pool", {"size_bytes": 5, "health": "ONLINE"}, {"pool": "rpool"})]
-    out = mapped(zfs)
-    names = exposition(zfs)
-    assert names["fleet_agent_zfs_pool_size_bytes"] == [{"host": "pve1", "pool": "rpool"}]
-    assert lines(out) == [f'zfs_pool,host=pve1,pool=rpool size_bytes=5.0,health="ONLINE" {NS}']
+    ups = [reading("ups_battery", {"size_bytes": 5, "health": "ONLINE"}, {"ups": "apc"})]
+    out = mapped(ups)
+    names = exposition(ups)
+    assert names["fleet_agent_ups_battery_size_bytes"] == [{"host": "pve1", "ups": "apc"}]
+    assert lines(out) == [f'ups_battery,host=pve1,ups=apc size_bytes=5.0,health="ONLINE" {NS}']
 
 
 def promtool_problems(text: str) -> list[str]:
@@ -339,11 +339,11 @@ def promtool_problems(text: str) -> list[str]:
 
 def test_promtool_accepts_all_but_node_exporters_own_camel_case_memory_names() -> None:
     # With an unknown measurement, a counter among it, and the host's status.
-    extra = reading("zfs_pool", {"size_bytes": 5, "read_ops": 7}, {"pool": "rpool"}, ("read_ops",))
+    extra = reading("ups_battery", {"size_bytes": 5, "read_ops": 7}, {"ups": "apc"}, ("read_ops",))
     text = prometheus_text([*every_kind(), extra])
     assert '\nfleet_agent_up{host="pve1"} 1.0\n' in text
     assert '\nfleet_agent_batches_received_total{host="pve1"} 1.0\n' in text
-    assert '\nfleet_agent_zfs_pool_read_ops_total{host="pve1",pool="rpool"} 7.0\n' in text
+    assert '\nfleet_agent_ups_battery_read_ops_total{host="pve1",ups="apc"} 7.0\n' in text
     # promtool calls a name camelCase where a lower-case letter meets an upper-case one:
     # node_memory_Buffers_bytes and node_memory_Cached_bytes pass, these five do not.
     camel = [

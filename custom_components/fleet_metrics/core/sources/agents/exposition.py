@@ -12,7 +12,12 @@ What is exposed, and for how long:
 - every registered host's ``fleet_agent_*`` status (up, last seen, batch counters), always:
   it is the hub's own state, not a reading (``up`` is 0 once the host is offline);
 - names are node_exporter's with node_exporter's types (CPU, network and disk counters, the
-  rest gauges); a measurement node_exporter has no name for becomes
+  rest gauges), ZFS and Proxmox VE readings under node_exporter's and
+  prometheus-pve-exporter's names (``naming.TABLES``; counters per field,
+  ``naming.COUNTER_FIELDS``), a pool's state in node_exporter's enum shape
+  (``node_zfs_zpool_state{zpool,state}``, one series per state), a guest's names as the
+  info family ``pve_guest_info{id,name,type,tags}`` = 1; a measurement with no such name
+  becomes
   ``fleet_agent_<measurement>_<field>`` under the sink's rules (``exporters.prometheus``),
   typed by the agent's counters, its tags labels; a name the agents' own families use is
   not given to such a measurement.
@@ -34,7 +39,15 @@ from prometheus_client.registry import Collector
 
 from ...exporters.prometheus import format_value, label_text, metric_name, sanitize_label_name
 from ...sample import FieldValue
-from .naming import GUEST_MODES, HELP, INFO_TAGS, TABLES
+from .naming import (
+    COUNTER_FIELDS,
+    GUEST_INFO_FIELDS,
+    GUEST_MODES,
+    HELP,
+    INFO_TAGS,
+    LOWERCASE_TAGS,
+    TABLES,
+)
 
 if TYPE_CHECKING:
     from .hub import HostState, Hub
@@ -44,9 +57,10 @@ TagKey = tuple[tuple[str, str], ...]
 
 class Reading:
     """A series' newest reading: updated in place, so that its label text, made at the
-    first scrape, stays with it (``labels``: the text, or by CPU mode for ``cpu``)."""
+    first scrape, stays with it (``labels``: the text, or by CPU mode for ``cpu``; ``info``:
+    an info family's label values from string fields, which may change, and its text)."""
 
-    __slots__ = ("arrived", "counters", "fields", "labels")
+    __slots__ = ("arrived", "counters", "fields", "info", "labels")
 
     def __init__(
         self, fields: Mapping[str, FieldValue], counters: frozenset[str], arrived: float
@@ -55,9 +69,9 @@ class Reading:
         self.counters = counters
         self.arrived = arrived  # the hub's clock
         self.labels: str | dict[str, str] | None = None
+        self.info: tuple[tuple[str, ...], str] | None = None
 
 
-_COUNTER_TABLES: Final = frozenset({"network", "disk"})
 _NAME_CACHE: Final = 100_000
 
 
@@ -65,7 +79,7 @@ _NAME_CACHE: Final = 100_000
 class _Column:
     """Where a family's series come from: ``style`` says how a reading gives them."""
 
-    style: str  # "table" | "cpu" | "guest" | "info" | "boot" | "status" | "other"
+    style: str  # "table" | "cpu" | "guest" | "info" | "guest_info" | "boot" | "status" | "other"
     measurement: str = ""
     field: str = ""  # the reading's field; for "status" the HostState attribute
     kept: tuple[str, ...] = ()  # tags kept as labels ("table")
@@ -79,6 +93,10 @@ class _Family:
     help: str
     columns: list[_Column] = field(default_factory=list)
 
+    @property
+    def measurements(self) -> set[str]:
+        return {column.measurement for column in self.columns}
+
 
 def _static() -> dict[str, _Family]:
     families: dict[str, _Family] = {}
@@ -87,9 +105,11 @@ def _static() -> dict[str, _Family]:
         families.setdefault(name, _Family(name, kind, HELP.get(name, name))).columns.append(column)
 
     for measurement, (prefix, names, kept) in TABLES.items():
-        kind = "counter" if measurement in _COUNTER_TABLES else "gauge"
+        counters = COUNTER_FIELDS.get(measurement, frozenset())
         for key, name in names.items():
+            kind = "counter" if key in counters else "gauge"
             add(f"{prefix}_{name}", kind, _Column("table", measurement, key, kept))
+    add("pve_guest_info", "gauge", _Column("guest_info", "pve_guest"))
     add("node_cpu_seconds", "counter", _Column("cpu", "cpu"))
     add("node_cpu_guest_seconds", "counter", _Column("guest", "cpu"))
     add("fleet_agent_info", "gauge", _Column("info", "host"))
@@ -136,12 +156,16 @@ class HostsExposition(Collector):
                     del readings[measurement]
 
     def _families(self) -> list[_Family]:
-        """The static families and those of measurements without a node_exporter name."""
+        """The static families some host has readings for (a family of a measurement no
+        host sends is not visited host by host), and those of measurements without a
+        node_exporter name."""
         families = dict(_STATIC)
         extra: dict[str, _Family] = {}
+        present: set[str] = {""}  # "": the hub's own status, every host has it
         for state in self.hub.hosts.values():
             for measurement, by_tags in state.readings.items():
                 if measurement in _KNOWN:
+                    present.add(measurement)
                     continue
                 for reading in by_tags.values():
                     for key, value in reading.fields.items():
@@ -159,7 +183,12 @@ class HostsExposition(Collector):
                         if family.kind == kind and column not in family.columns:
                             family.columns.append(column)
         families.update(extra)
-        return [families[name] for name in sorted(families)]
+        return [
+            family
+            for name in sorted(families)
+            if not (family := families[name]).measurements.isdisjoint(present)
+            or name in extra
+        ]
 
     def _name(self, measurement: str, key: str, counter: bool) -> str:
         cache_key = (measurement, key, counter)
@@ -294,6 +323,23 @@ def _column_lines(
             if text not in seen:
                 seen.add(text)
                 out.append(f"{exposed}{text} 1.0\n")
+    elif style == "guest_info":
+        for tags, reading in by_tags.items():
+            fields = reading.fields
+            values = tuple(
+                value if type(value := fields.get(name)) is str else ""
+                for name in GUEST_INFO_FIELDS
+            )
+            info = reading.info
+            if info is None or info[0] != values:  # a guest renamed or retagged
+                items = dict(zip(GUEST_INFO_FIELDS, values, strict=True))
+                items["id"] = dict(tags).get("id", "")
+                items["host"] = host
+                info = reading.info = (values, _text(items))
+            text = info[1]
+            if text not in seen:
+                seen.add(text)
+                out.append(f"{exposed}{text} 1.0\n")
     elif style == "boot":  # one series per host: the newest reading that has it
         newest: tuple[float, float] | None = None
         for reading in by_tags.values():
@@ -311,6 +357,9 @@ def _series_text(host: str, tags: TagKey, column: _Column) -> str:
     if column.style == "table":
         present = dict(tags)
         items = {name: present[name] for name in column.kept if name in present}
+        for name in LOWERCASE_TAGS.get(column.measurement, ()):
+            if name in items:
+                items[name] = items[name].lower()
     else:
         items = {}
         for name, value in sorted(tags):

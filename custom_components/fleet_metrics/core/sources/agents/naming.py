@@ -10,6 +10,10 @@ both: ``exposition`` maps the hub's stored readings to node_exporter's families 
 ``/metrics`` is scraped, and ``HostNaming`` turns each reading into telegraf's line protocol
 samples (``Sample.sink`` = line protocol) as it arrives.
 
+ZFS and Proxmox VE readings (issue 10) have no telegraf shape worth following: on
+``/metrics`` they take node_exporter's and prometheus-pve-exporter's names (``TABLES``), in
+line protocol they keep their own measurement and fields with the ``host`` tag.
+
 A measurement this module does not know (a collector added later) keeps its shape: for
 Prometheus ``fleet_agent_<measurement>_<field>`` under the sink's lint rules, for line
 protocol its own name; both with the ``host`` tag. ``HostNaming`` keeps what a host's
@@ -74,6 +78,46 @@ HELP: Final[Mapping[str, str]] = {
     "fleet_agent_batches_duplicate": "Batches seen before (acked, not applied again).",
     "fleet_agent_seq_gaps": "Batches the server never got (gaps in the sequence numbers).",
     "fleet_agent_samples_dropped": "Samples dropped by a cap (per batch or series per host).",
+    # ZFS and Proxmox VE (issue 10): node_exporter's and prometheus-pve-exporter's names
+    # where they have one.
+    "zfs_pool_size_bytes": "Size of the ZFS pool.",
+    "zfs_pool_allocated_bytes": "Space allocated in the ZFS pool.",
+    "zfs_pool_free_bytes": "Free space in the ZFS pool.",
+    "zfs_pool_fragmentation_ratio": "Fragmentation of the ZFS pool's free space (0..1).",
+    "zfs_pool_capacity_ratio": "Share of the ZFS pool in use (0..1).",
+    "zfs_pool_dedup_ratio": "Deduplication ratio of the ZFS pool.",
+    "zfs_pool_errors": "Read, write and checksum errors over all vdevs of the ZFS pool.",
+    "zfs_pool_scan_progress_ratio": "Progress of the running scrub or resilver (0..1).",
+    "zfs_pool_scrub_last_end_timestamp_seconds": "When the last scrub finished, unixtime.",
+    "zfs_pool_scrub_repaired_bytes": "Bytes the last scrub repaired.",
+    "zfs_pool_scrub_errors": "Errors the last scrub found.",
+    "node_zfs_zpool_state": "kstat.zfs.misc.state",
+    "zfs_vdev_errors": "Errors of the vdev by kind (read, write, checksum) since the last clear.",
+    "node_zfs_arc_size_bytes": "Size of the ZFS ARC.",
+    "node_zfs_arc_target_bytes": "Target size of the ZFS ARC (c).",
+    "node_zfs_arc_min_bytes": "Minimum size of the ZFS ARC (c_min).",
+    "node_zfs_arc_max_bytes": "Maximum size of the ZFS ARC (c_max).",
+    "pve_up": "Node/VM/CT-Status is online/running",
+    "pve_cpu_usage_ratio": "CPU utilization",
+    "pve_cpu_usage_limit": "Number of available CPUs",
+    "pve_memory_usage_bytes": "Used memory in bytes",
+    "pve_memory_size_bytes": "Number of available memory in bytes",
+    "pve_disk_usage_bytes": "Used disk space in bytes",
+    "pve_disk_size_bytes": "Size of storage device",
+    "pve_network_receive_bytes": "Number of bytes received",
+    "pve_network_transmit_bytes": "Number of bytes transmitted",
+    "pve_uptime_seconds": "Number of seconds since the last boot",
+    "pve_guest_info": "VM/CT info",
+    "pve_guests": "Guests on the node by status.",
+    "pve_storage_usage_bytes": "Used space of the storage in bytes.",
+    "pve_storage_size_bytes": "Size of the storage in bytes.",
+    "pve_storage_avail_bytes": "Space available on the storage in bytes.",
+    "pve_storage_up": "1 while the storage is active.",
+    "pve_storage_enabled": "1 while the storage is enabled.",
+    "pve_backup_last_success_timestamp_seconds": "When the guest's last backup succeeded.",
+    "pve_backup_last_failure_timestamp_seconds": "When the guest's last backup failed.",
+    "pve_not_backed_up": "1 when no backup job covers the guest.",
+    "pve_updates_pending": "Package updates pending on the node.",
 }
 
 # measurement -> (Prometheus prefix, field -> name after the prefix, tags kept as labels)
@@ -144,7 +188,126 @@ TABLES: Final[Mapping[str, tuple[str, Mapping[str, str], tuple[str, ...]]]] = {
         {"success": "success", "duration_seconds": "duration_seconds"},
         ("collector",),
     ),
+    "zfs_pool": (
+        "zfs_pool",
+        {
+            name: name
+            for name in (
+                "size_bytes",
+                "allocated_bytes",
+                "free_bytes",
+                "fragmentation_ratio",
+                "capacity_ratio",
+                "dedup_ratio",
+                "errors",
+                "scan_progress_ratio",
+                "scrub_last_end_timestamp_seconds",
+                "scrub_repaired_bytes",
+                "scrub_errors",
+            )
+        },
+        ("pool",),
+    ),
+    # node_exporter's enum shape: one series per state, 1 for the current one.
+    "zfs_pool_state": ("node_zfs_zpool", {"value": "state"}, ("zpool", "state")),
+    "zfs_vdev": ("zfs_vdev", {"errors": "errors"}, ("pool", "vdev", "kind")),
+    "zfs_arc": (
+        "node_zfs_arc",
+        {n: n for n in ("size_bytes", "target_bytes", "min_bytes", "max_bytes")},
+        (),
+    ),
+    "pve_guest": (
+        "pve",
+        {
+            "up": "up",
+            "cpu_ratio": "cpu_usage_ratio",
+            "cpus": "cpu_usage_limit",
+            "memory_usage_bytes": "memory_usage_bytes",
+            "memory_size_bytes": "memory_size_bytes",
+            "disk_usage_bytes": "disk_usage_bytes",
+            "disk_size_bytes": "disk_size_bytes",
+            "network_receive_bytes": "network_receive_bytes",
+            "network_transmit_bytes": "network_transmit_bytes",
+            "uptime_seconds": "uptime_seconds",
+        },
+        ("id",),
+    ),
+    "pve_guests": ("pve", {"count": "guests"}, ("status",)),
+    "pve_storage": (
+        "pve_storage",
+        {
+            "usage_bytes": "usage_bytes",
+            "size_bytes": "size_bytes",
+            "avail_bytes": "avail_bytes",
+            "active": "up",
+            "enabled": "enabled",
+        },
+        ("storage", "type"),
+    ),
+    "pve_backup": (
+        "pve",
+        {
+            "last_success_timestamp_seconds": "backup_last_success_timestamp_seconds",
+            "last_failure_timestamp_seconds": "backup_last_failure_timestamp_seconds",
+            "not_backed_up": "not_backed_up",
+        },
+        ("id",),
+    ),
+    "pve_updates": ("pve_updates", {"pending": "pending"}, ()),
 }
+# The fields of a table exposed as counters (``_total``); every other field is a gauge.
+# zpool's vdev error counts reset on ``zpool clear`` and are not counters on the wire, but
+# they only grow in between and the issue names them ``zfs_vdev_errors_total``.
+COUNTER_FIELDS: Final[Mapping[str, frozenset[str]]] = {
+    "network": frozenset(TABLES["network"][1]),
+    "disk": frozenset(TABLES["disk"][1]),
+    "zfs_vdev": frozenset({"errors"}),
+    "pve_guest": frozenset({"network_receive_bytes", "network_transmit_bytes"}),
+}
+# pve_guest_info's labels besides host and id, from the guest's string fields.
+GUEST_INFO_FIELDS: Final = ("name", "type", "tags")
+# Line protocol of the ZFS and Proxmox measurements: their own shape with the host tag, and
+# the integer fields of each (as telegraf writes them; any other number is a float, so a
+# field keeps one type however the agent's JSON spelt a value). zfs_pool_state is not
+# written: the pool's ``health`` field carries it.
+LINE_INTEGERS: Final[Mapping[str, frozenset[str]]] = {
+    "zfs_pool": frozenset(
+        {
+            "size_bytes",
+            "allocated_bytes",
+            "free_bytes",
+            "errors",
+            "scrub_repaired_bytes",
+            "scrub_errors",
+            "stale",
+        }
+    ),
+    "zfs_vdev": frozenset({"errors"}),
+    "zfs_arc": frozenset({"size_bytes", "target_bytes", "min_bytes", "max_bytes"}),
+    "pve_guest": frozenset(
+        {
+            "up",  # not cpus: an LXC's CPU limit may be fractional (1.5)
+            "memory_usage_bytes",
+            "memory_size_bytes",
+            "disk_usage_bytes",
+            "disk_size_bytes",
+            "network_receive_bytes",
+            "network_transmit_bytes",
+            "uptime_seconds",
+            "stale",
+        }
+    ),
+    "pve_guests": frozenset({"count"}),
+    "pve_storage": frozenset(
+        {"active", "enabled", "usage_bytes", "size_bytes", "avail_bytes", "stale"}
+    ),
+    "pve_backup": frozenset({"not_backed_up"}),
+    "pve_updates": frozenset({"pending"}),
+}
+NOT_WRITTEN: Final = frozenset({"zfs_pool_state"})
+# Label values exposed in lower case: node_exporter's pool states (``state="online"``) where
+# zpool prints ONLINE, so that its dashboards work.
+LOWERCASE_TAGS: Final[Mapping[str, frozenset[str]]] = {"zfs_pool_state": frozenset({"state"})}
 GUEST_MODES: Final = {"guest": "user", "guest_nice": "nice"}
 # telegraf's total excludes guest time, which the kernel already counts in user and nice.
 _CPU_TOTAL_MODES: Final = ("user", "system", "nice", "iowait", "irq", "softirq", "steal", "idle")
@@ -294,6 +457,11 @@ class HostNaming:
             self._cpu_samples(sample, put)
         elif measurement == "host":
             self._host_samples(sample, put)
+        elif measurement in LINE_INTEGERS:
+            put(measurement, {**sample.tags, "host": self.host}, sample.fields, sample.time_ns,
+                LINE_INTEGERS[measurement])  # fmt: skip
+        elif measurement in NOT_WRITTEN:
+            return
         elif measurement in TABLES:
             self._telegraf(sample, put)
         else:
