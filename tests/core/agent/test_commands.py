@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from custom_components.fleet_metrics.core.agent.collectors.commands import Command, find
+from custom_components.fleet_metrics.core.agent.collectors.commands import Command, Reading, find
 
 
 def script(folder: Path, name: str, body: str) -> None:
@@ -120,3 +120,17 @@ def test_a_caller_waiting_longer_than_its_timeout_gets_the_stale_result(bin_dir:
     assert reading is not None and (reading.value, reading.stale) == (8, True)
     assert "still going" in second.last_error
     assert first.last_good == 9
+
+
+def test_commands_sharing_a_lock_key_run_one_at_a_time(bin_dir: Path) -> None:
+    """Task logs differ by UPID but share one lock, so the lock table does not grow per job."""
+    script(bin_dir, "slow-a", "sleep 2\necho 1\n")
+    script(bin_dir, "quick-b", "echo 2\n")
+    a = Command(["slow-a"], parse_number, lock_key=("k",))
+    b = Command(["quick-b"], parse_number, lock_key=("k",))
+    thread = threading.Thread(target=a.run, args=(5,))
+    thread.start()
+    time.sleep(0.5)
+    assert b.run(0.5) is None and "still going" in b.last_error
+    thread.join()
+    assert b.run(5) == Reading(2, stale=False)

@@ -126,7 +126,11 @@ def every_proxmox_kind() -> list[Sample]:
             {
                 "last_success_timestamp_seconds": 1_699_900_000.0,
                 "last_failure_timestamp_seconds": 1_699_800_000.0,
+                "last_size_bytes": 3 * 2**30,
+                "backups": 14,
+                "verify_failed": 1,
                 "not_backed_up": 0,
+                "stale": 0,
             },
             {"id": "qemu/100"},
         ),
@@ -244,6 +248,12 @@ def test_pve_names_labels_and_types() -> None:
         [("pve_backup_last_success_timestamp_seconds", web, 1_699_900_000.0)],
     )
     assert found["pve_backup_last_failure_timestamp_seconds"][1][0][1] == web
+    assert found["pve_backup_last_size_bytes"] == (
+        "gauge",
+        [("pve_backup_last_size_bytes", web, 3.0 * 2**30)],
+    )
+    assert found["pve_backups"] == ("gauge", [("pve_backups", web, 14.0)])
+    assert found["pve_backup_verify_failed"] == ("gauge", [("pve_backup_verify_failed", web, 1.0)])
     assert found["pve_not_backed_up"] == (
         "gauge",
         [("pve_not_backed_up", web, 0.0), ("pve_not_backed_up", dns, 1.0)],
@@ -295,7 +305,7 @@ def test_line_protocol_measurements_tags_and_field_types() -> None:
     assert storage["content"] == "images,rootdir" and type(storage["usage_bytes"]) is int
     backup = by_series[("pve_backup", (("host", "pve1"), ("id", "qemu/100")))].fields
     assert backup["last_success_timestamp_seconds"] == 1_699_900_000.0
-    assert type(backup["not_backed_up"]) is int
+    assert type(backup["not_backed_up"]) is int and type(backup["backups"]) is int
     measurements = {line.measurement for line in parsed}
     assert {"zfs_pool", "pve_guest", "pve_storage", "pve_backup"} <= measurements
     assert {"zfs_vdev", "zfs_arc", "pve_guests", "pve_updates"} <= measurements

@@ -4,6 +4,7 @@ the issue says, detection on and off, stale marking on a hang, fallback to zpool
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from custom_components.fleet_metrics.core.agent.collectors.pve import (
 from custom_components.fleet_metrics.core.agent.collectors.zfs import ZfsCollector
 from custom_components.fleet_metrics.core.agent.protocol import Batch, decode, encode
 from custom_components.fleet_metrics.core.sample import Sample
-from tests.fixtures.proxmox.fake_commands import FIXTURES, FakeCommands, pve_host
+from tests.fixtures.proxmox.fake_commands import FAILED_JOB, FIXTURES, FakeCommands, pve_host
 
 NOW = 1_713_100_000_000_000_000
 SETTINGS = CollectorSettings(pve_node="pve1", command_timeout=5)
@@ -178,16 +179,131 @@ def test_pve_backup_tasks_not_backed_up_and_updates(fake: FakeCommands) -> None:
     samples = PveBackupCollector(SETTINGS).collect(NOW)
     backups = by(samples, "pve_backup", "id")
     assert backups["qemu/100"].fields == {
-        "last_success_timestamp_seconds": 1713064012.0,
+        "last_success_timestamp_seconds": 1713064012.0,  # its task's end, after the file
         "last_failure_timestamp_seconds": 1712804403.0,
+        "last_size_bytes": 5012345678,  # the newest archive; PBS's unfinished one left out
         "not_backed_up": 0,
+        "stale": 0,
     }
-    assert backups["qemu/105"].fields == {"not_backed_up": 1}
+    # 103 is only ever in jobs over several guests: its last success is its newest backup
+    # on the PBS storage, its last failure the end of the job whose log names it
+    assert backups["qemu/103"].fields == {
+        "last_success_timestamp_seconds": 1712890814.0,
+        "last_failure_timestamp_seconds": 1713049297.0,
+        "last_size_bytes": 68719476736,
+        "not_backed_up": 0,
+        "stale": 0,
+    }
+    # the NFS backup storage is down and was never read: no counts that would be short
+    assert not {"backups", "verify_failed"} & {
+        key for sample in backups.values() for key in sample.fields
+    }
+    assert backups["qemu/105"].fields == {"not_backed_up": 1, "stale": 0}
     assert backups["lxc/205"].fields["not_backed_up"] == 1
     assert "qemu/310" not in backups  # on another node
     assert "qemu/9000" not in backups  # a template
     (updates,) = [s for s in samples if s.measurement == "pve_updates"]
     assert updates.fields == {"pending": 3}
+
+
+def storage_list(folder: Path, **nfs: object) -> Path:
+    """The fixture's storage list with the NFS backup storage's fields replaced."""
+    storages = json.loads((FIXTURES / "pvesh_storage.json").read_text(encoding="utf-8"))
+    for storage in storages:
+        if storage["storage"] == "nas-backup":
+            storage.update(nfs)
+    path = folder / "storage.json"
+    path.write_text(json.dumps(storages), encoding="utf-8")
+    return path
+
+
+NFS_CONTENT = (
+    "pvesh get /nodes/pve1/storage/nas-backup/content --content backup --output-format json"
+)
+STORAGE = "pvesh get /nodes/pve1/storage --output-format json"
+
+
+def test_pve_backup_counts_over_every_backup_storage(fake: FakeCommands, tmp_path: Path) -> None:
+    fake.answer(STORAGE, storage_list(tmp_path, active=1))
+    nfs = [{"volid": "nas-backup:backup/vzdump-qemu-103-2024_04_14-06_00_02.vma.zst",
+            "vmid": 103, "ctime": 1713067202, "size": 70000000000, "format": "vma.zst",
+            "subtype": "qemu", "content": "backup"}]  # fmt: skip
+    fake.answer(NFS_CONTENT, stdout=json.dumps(nfs))
+    collector = PveBackupCollector(SETTINGS)
+    backups = by(collector.collect(NOW), "pve_backup", "id")
+    counts = {key: (s.fields["backups"], s.fields["verify_failed"]) for key, s in backups.items()}
+    assert counts == {
+        "qemu/100": (2, 0),  # local; the unfinished PBS snapshot is not a backup
+        "lxc/101": (3, 0),
+        "qemu/102": (1, 0),
+        "qemu/103": (2, 0),  # PBS and NFS
+        "lxc/104": (3, 1),  # one PBS snapshot failed verification
+        "qemu/105": (0, 0),
+        "lxc/205": (0, 0),
+    }
+    assert backups["qemu/103"].fields["last_success_timestamp_seconds"] == 1713067202.0
+    assert backups["qemu/103"].fields["last_size_bytes"] == 70000000000
+    assert backups["qemu/103"].fields["stale"] == 0
+
+    # the share goes away: PVE marks it inactive; its last list is reused, marked stale
+    fake.answer(STORAGE, storage_list(tmp_path, active=0))
+    again = by(collector.collect(NOW), "pve_backup", "id")
+    assert again["qemu/103"].fields == {**backups["qemu/103"].fields, "stale": 1}
+    assert fake.calls().count(NFS_CONTENT) == 1  # not asked while inactive
+
+    # switched off in PVE: not a backup storage of this node any more
+    fake.answer(STORAGE, storage_list(tmp_path, active=0, enabled=0))
+    off = by(collector.collect(NOW), "pve_backup", "id")
+    assert off["qemu/103"].fields["backups"] == 1 and off["qemu/103"].fields["stale"] == 0
+    assert "nas-backup" not in collector.content
+
+
+def test_a_hanging_backup_listing_gives_the_last_one_marked_stale(fake: FakeCommands) -> None:
+    collector = PveBackupCollector(CollectorSettings(pve_node="pve1", command_timeout=3))
+    first = by(collector.collect(NOW), "pve_backup", "id")["qemu/103"]
+    pbs = "pvesh get /nodes/pve1/storage/pbs-backup/content --content backup --output-format json"
+    fake.answer(pbs, "pvesh_content_pbs.json", sleep=30)
+    second = by(collector.collect(NOW), "pve_backup", "id")["qemu/103"]
+    assert second.fields == {**first.fields, "stale": 1}
+    assert collector.content["pbs-backup"].failing
+
+
+def test_job_logs_newest_three_each_read_once(fake: FakeCommands, tmp_path: Path) -> None:
+    tasks = json.loads((FIXTURES / "pvesh_tasks_vzdump.json").read_text(encoding="utf-8"))
+    job = next(task for task in tasks if task["upid"] == FAILED_JOB)
+    upids = []
+    for day in range(1, 5):  # four more failed jobs, one a day before this one
+        start = job["starttime"] - day * 86400
+        upid = f"UPID:pve1:000B2C3D:3251470A:{start:08X}:vzdump::root@pam:"
+        tasks.append({**job, "starttime": start, "endtime": start + 97, "upid": upid})
+        upids.append(upid)
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps(tasks), encoding="utf-8")
+    fake.answer(
+        "pvesh get /nodes/pve1/tasks --typefilter vzdump --limit 1000 --output-format json", path
+    )
+
+    def log(upid: str) -> str:
+        return f"pvesh get /nodes/pve1/tasks/{upid}/log --limit 20000 --output-format json"
+
+    broken = log(upids[0])
+    fake.answer(broken, stdout="no such task\n", exit=255)
+    fake.answer(log(upids[1]), "pvesh_task_log_job_errors.json")
+    collector = PveBackupCollector(SETTINGS)
+    backups = by(collector.collect(NOW), "pve_backup", "id")
+    asked = [
+        call for call in fake.calls() if call.endswith("/log --limit 20000 --output-format json")
+    ]
+    assert sorted(asked) == sorted([log(FAILED_JOB), broken, log(upids[1])])  # the 3 newest
+    assert backups["qemu/103"].fields["last_failure_timestamp_seconds"] == 1713049297.0
+
+    fake.answer(broken, "pvesh_task_log_job_errors.json")
+    collector.collect(NOW)
+    asked = [
+        call for call in fake.calls() if call.endswith("/log --limit 20000 --output-format json")
+    ]
+    assert len(asked) == 4 and asked[-1] == broken  # only the one that failed is read again
+    assert sorted(collector.logs) == sorted([FAILED_JOB, upids[0], upids[1]])
 
 
 def test_pve_backup_without_apt_access_sends_no_update_count(fake: FakeCommands) -> None:

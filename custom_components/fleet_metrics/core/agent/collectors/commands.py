@@ -50,7 +50,8 @@ def node_name() -> str:
 
 
 def _lock(key: tuple[str, ...]) -> threading.Lock:
-    """One lock per command line, shared by every collector (their number is fixed)."""
+    """One lock per command line (or ``lock_key``), shared by every collector; their number
+    is that of the storages and kinds of command, which is fixed."""
     with _LOCKS_LOCK:
         return _LOCKS.setdefault(key, threading.Lock())
 
@@ -73,10 +74,19 @@ class Command(Generic[T]):  # noqa: UP046 - core runs on 3.11
     Args:
         argv: the program (looked up with ``find`` at every run) and its arguments.
         parse: turns stdout into the result; a ValueError means the output is not usable.
+        lock_key: what runs one at a time; the command line by default. Commands whose
+            lines differ in an id that keeps changing (a task's UPID) share one key, so
+            the locks stay as few as the kinds of command.
     """
 
-    def __init__(self, argv: Sequence[str], parse: Callable[[str], T]) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        parse: Callable[[str], T],
+        lock_key: tuple[str, ...] | None = None,
+    ) -> None:
         self.argv = tuple(argv)
+        self.lock_key = self.argv if lock_key is None else lock_key
         self.parse = parse
         self.label = " ".join(self.argv)
         self.last_good: T | None = None
@@ -96,7 +106,7 @@ class Command(Generic[T]):  # noqa: UP046 - core runs on 3.11
             self.missing = True
             return None
         self.missing = False
-        lock = _lock(self.argv)
+        lock = _lock(self.lock_key)
         if not lock.acquire(timeout=timeout):
             return self._failed(CommandFailed("another run of it is still going"))
         try:

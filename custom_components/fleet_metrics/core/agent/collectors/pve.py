@@ -6,8 +6,12 @@ Guests are sent one by one for the vmids the config lists, else for the first
 guests that run: they are counted under the status "template" and not sent one by one.
 
 Backups: ``/nodes/<node>/tasks`` names a vzdump task after its guest only when the task
-backed up that one guest; a job over several guests is one task without a guest, so its
-runs do not show per guest here (PVE keeps those per-guest results only in the task log).
+backed up that one guest; a job over several guests (a scheduled job, what most hosts
+have) is one task without a guest. So the last success of a guest is also the newest
+backup on the node's enabled backup storages (an archive exists only when vzdump finished
+it; PBS lists a snapshot still being written without a size, which the parser skips), and
+the per-guest outcome of the newest failed jobs is read from their task logs, which PVE
+keeps only there. A finished task's log does not change, so each is read once.
 Parsers are in pve_parse.py.
 """
 
@@ -24,20 +28,35 @@ from .commands import Command, Reading, find, node_name
 from .pve_parse import (
     BackupTask,
     Guest,
+    GuestBackups,
+    JobLog,
     NotBackedUp,
     Storage,
+    StorageBackups,
+    failed_jobs,
     last_backups,
+    merge_backups,
     parse_apt_updates,
+    parse_backup_content,
     parse_guests,
     parse_not_backed_up,
     parse_storage,
+    parse_task_log,
     parse_tasks,
+    summarize_backups,
 )
 
 MAX_STORAGES: Final = 256
 MAX_STATUSES: Final = 16
 TASK_LIMIT: Final = 1000  # vzdump tasks read per run: enough for a daily backup of each guest
 GUEST_COUNTERS: Final = frozenset({"network_receive_bytes", "network_transmit_bytes"})
+MAX_BACKUP_STORAGES: Final = 16  # backup storages whose content is read per run
+MAX_BACKUP_GUESTS: Final = 10_000  # vmids kept per backup storage (a shared PBS sees many)
+JOB_LOGS: Final = 3  # failed jobs over several guests whose log is read, newest first
+# Lines of one job log read at most: a VM's backup logs about 100 progress lines, so this
+# covers a job over about 150 guests; PVE's own default is 50.
+LOG_LINES: Final = 20_000
+_LOG_LOCK: Final = ("pvesh", "get", "task log")
 
 
 def _pvesh(path: str, *args: str) -> tuple[str, ...]:
@@ -191,27 +210,65 @@ class PveCollector(_PveCollector):
         return samples
 
 
+def storage_backups(text: str) -> StorageBackups:
+    """What a content command keeps between runs: the summary, not every archive."""
+    return summarize_backups(parse_backup_content(text), MAX_BACKUP_GUESTS)
+
+
+def content_command(node: str, storage: str) -> Command[StorageBackups]:
+    return Command(
+        _pvesh(f"/nodes/{node}/storage/{storage}/content", "--content", "backup"),
+        storage_backups,
+    )
+
+
+def log_command(node: str, upid: str) -> Command[JobLog]:
+    return Command(
+        _pvesh(f"/nodes/{node}/tasks/{upid}/log", "--limit", str(LOG_LINES)),
+        parse_task_log,
+        lock_key=_LOG_LOCK,
+    )
+
+
+def is_backup_storage(storage: Storage) -> bool:
+    return "backup" in storage.content.split(",")
+
+
 def backup_samples(
     guests: list[Guest],
-    tasks: Reading[list[BackupTask]] | None,
+    last: dict[int, tuple[int | None, int | None]],
+    stored: dict[int, GuestBackups],
+    complete: bool,
     not_backed_up: Reading[list[NotBackedUp]] | None,
+    stale: bool,
     time_ns: int,
 ) -> list[Sample]:
-    """``pve_backup`` of each guest in ``guests``: last vzdump success and failure (when the
-    task list has one) and whether no backup job covers it (when that list was read)."""
-    last = last_backups(tasks.value) if tasks is not None else {}
+    """``pve_backup`` of each guest in ``guests``: the last success (the newer of the task
+    list and logs' and the newest backup in ``stored``), the last failure, the newest
+    backup's size, and, when every backup storage was read (``complete``), the number of
+    backups and of those that failed verification; whether no backup job covers it (when
+    that list was read)."""
     uncovered = {entry.vmid for entry in not_backed_up.value} if not_backed_up else set()
     samples = []
     for guest in guests:
         fields: dict[str, Any] = {}
         success, failure = last.get(guest.vmid, (None, None))
+        backups = stored.get(guest.vmid)
+        if backups is not None and backups.newest is not None:
+            success = backups.newest if success is None else max(success, backups.newest)
         if success is not None:
             fields["last_success_timestamp_seconds"] = float(success)
         if failure is not None:
             fields["last_failure_timestamp_seconds"] = float(failure)
+        if backups is not None and backups.newest_size is not None:
+            fields["last_size_bytes"] = backups.newest_size
+        if complete:
+            fields["backups"] = backups.count if backups else 0
+            fields["verify_failed"] = backups.verify_failed if backups else 0
         if not_backed_up is not None:
             fields["not_backed_up"] = int(guest.vmid in uncovered)
         if fields:
+            fields["stale"] = int(stale)
             samples.append(Sample("pve_backup", {"id": guest.id}, fields, time_ns))
     return samples
 
@@ -232,6 +289,12 @@ class PveBackupCollector(_PveCollector):
             _pvesh("/cluster/backup-info/not-backed-up"), parse_not_backed_up
         )
         self.updates = Command(_pvesh(f"/nodes/{self.node}/apt/update"), parse_apt_updates)
+        self.storage = Command(_pvesh(f"/nodes/{self.node}/storage"), parse_storage)
+        # By storage id, for the backup storages the last list named (at most
+        # MAX_BACKUP_STORAGES): each keeps its last good summary for a failing run.
+        self.content: dict[str, Command[StorageBackups]] = {}
+        # By UPID, for the JOB_LOGS newest failed jobs: the parsed log once read.
+        self.logs: dict[str, Command[JobLog]] = {}
 
     def collect(self, time_ns: int) -> list[Sample]:
         timeout = self.settings.command_timeout
@@ -249,8 +312,70 @@ class PveBackupCollector(_PveCollector):
             local = [guest for guest, _ in self._select([(guest, True) for guest in local])]
         else:
             local = []
-        samples = backup_samples(local, tasks, not_backed_up, time_ns)
+        logs = self._job_logs(tasks.value if tasks is not None else [])
+        stored, complete, stored_stale = self._stored({guest.vmid for guest in local})
+        stale = stored_stale or any(
+            reading is not None and reading.stale for reading in (tasks, not_backed_up)
+        )
+        last = last_backups(tasks.value, logs) if tasks is not None else {}
+        samples = backup_samples(local, last, stored, complete, not_backed_up, stale, time_ns)
         updates = self.updates.run(timeout)
         if updates is not None:
             samples.append(Sample("pve_updates", {}, {"pending": updates.value}, time_ns))
         return samples
+
+    def _job_logs(self, tasks: list[BackupTask]) -> dict[str, JobLog]:
+        """The logs of the newest failed jobs over several guests, each read until one run
+        gives it (a failing read is tried again next run; its job is left out until then)."""
+        jobs = [task.upid for task in failed_jobs(tasks, JOB_LOGS)]
+        self.logs = {upid: self.logs.get(upid) or log_command(self.node, upid) for upid in jobs}
+        logs = {}
+        for upid, command in self.logs.items():
+            if command.last_good is None:
+                command.run(self.settings.command_timeout)
+            if command.last_good is not None:
+                logs[upid] = command.last_good
+        return logs
+
+    def _stored(self, vmids: set[int]) -> tuple[dict[int, GuestBackups], bool, bool]:
+        """The backups of ``vmids`` on the enabled backup storages, whether every one of
+        them gave its list (else counts would be short), and whether any of it is reused
+        (stale). A storage PVE cannot reach now (``active`` 0: an NFS share down) gives
+        its last good list, stale."""
+        listing = self.storage.run(self.settings.command_timeout)
+        if listing is None:
+            self.content = {}
+            return {}, False, False
+        wanted = [
+            each for each in listing.value if is_backup_storage(each) and each.enabled is not False
+        ]
+        if len(wanted) > MAX_BACKUP_STORAGES:
+            self.overflow += len(wanted) - MAX_BACKUP_STORAGES
+            self.once.warning(
+                "backup storages",
+                "%s: more than %d backup storages; the backups of the others are not read",
+                self.name,
+                MAX_BACKUP_STORAGES,
+            )
+            wanted = wanted[:MAX_BACKUP_STORAGES]
+        self.content = {
+            each.storage: self.content.get(each.storage) or content_command(self.node, each.storage)
+            for each in wanted
+        }
+        summaries, complete, stale = [], True, listing.stale
+        for each in wanted:
+            command = self.content[each.storage]
+            if each.active is not False:
+                reading = command.run(self.settings.command_timeout)
+            elif command.last_good is not None:
+                reading = Reading(command.last_good, True)
+            else:
+                reading = None
+            if reading is None:
+                complete = False
+                continue
+            stale = stale or reading.stale
+            if not reading.stale:
+                self.overflow += reading.value.left_out
+            summaries.append(reading.value)
+        return merge_backups(summaries, vmids), complete, stale

@@ -5,7 +5,8 @@ each parser returns frozen results or raises ``PveParseError`` and nothing else,
 travels past it and the collector can log one line and keep the last good result. A list
 that is not a list, or a guest without a vmid, is an error; one odd value in an entry (a
 negative byte count) is left out, as PVE leaves out what it does not know. Shapes follow the
-PVE API viewer (pve-docs/api-viewer) and what pvesh prints on PVE 8.
+PVE API viewer (pve-docs/api-viewer) and what pvesh prints on PVE 8. A vzdump task log
+(``/nodes/<node>/tasks/<upid>/log``) is read for the lines PVE::VZDump writes per guest.
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ GUEST_TYPES: Final = ("qemu", "lxc")
 _STORAGE_ID: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 _WORD: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _SUCCESS: Final = re.compile(r"OK|WARNINGS: \d+")
+# PVE::Tools::upid_decode's pattern, without "/" in any field: the UPID goes into an API path.
+_UPID: Final = re.compile(
+    r"UPID:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9A-Fa-f]{8}:[0-9A-Fa-f]{8,9}:"
+    r"[0-9A-Fa-f]{8}:[^:\s/]+:[^:\s/]*:[^:\s/]+:"
+)
+# What PVE::VZDump::exec_backup_task logs per guest of a job (debugmsg's "INFO:"/"ERROR:").
+_GUEST_FINISHED: Final = re.compile(r"INFO: Finished Backup of VM ([0-9]{1,9}) \(")
+_GUEST_FAILED: Final = re.compile(r"ERROR: Backup of VM ([0-9]{1,9}) failed - ")
+VERIFY_STATES: Final = {"ok": True, "failed": False}
 
 
 class PveParseError(ValueError):
@@ -74,12 +84,53 @@ class Storage:
 @dataclass(frozen=True, slots=True)
 class BackupTask:
     """A finished vzdump task; ``vmid`` is None for a job that backed up several guests
-    (PVE names a task after its guest only when there is one)."""
+    (PVE names a task after its guest only when there is one). ``upid`` is '' when the
+    list gave none that could be put in the log's API path."""
 
     vmid: int | None
     ok: bool
     starttime: int
     endtime: int
+    upid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobLog:
+    """The guests a vzdump job's task log says it backed up and failed to back up."""
+
+    finished: frozenset[int]
+    failed: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class BackupFile:
+    """One backup on a storage: a vzdump archive (dir, NFS, CIFS...) or a PBS snapshot.
+    ``verified`` is PBS's last verification (True ok, False failed), None when never
+    verified or not on PBS."""
+
+    vmid: int
+    ctime: int
+    size: int | None = None
+    verified: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuestBackups:
+    """One guest's backups on one or more storages: how many, how many failed their last
+    verification, and the newest one's creation time and size (None without a backup)."""
+
+    count: int
+    verify_failed: int = 0
+    newest: int | None = None
+    newest_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageBackups:
+    """The backups of one storage by vmid; ``left_out`` backups of vmids past the cap."""
+
+    guests: dict[int, GuestBackups]
+    left_out: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,29 +278,158 @@ def parse_tasks(text: str | bytes) -> list[BackupTask]:
             except PveParseError:
                 vmid = None  # not a guest id: a job-wide task
         end = _count(item.get("endtime"))
+        upid = item.get("upid")
         tasks.append(
             BackupTask(
                 vmid=vmid,
                 ok=bool(_SUCCESS.fullmatch(status)),
                 starttime=start,
                 endtime=end if end is not None else start,
+                upid=upid if isinstance(upid, str) and _UPID.fullmatch(upid) else "",
             )
         )
     return tasks
 
 
-def last_backups(tasks: list[BackupTask]) -> dict[int, tuple[int | None, int | None]]:
-    """Per guest: (end of the last successful vzdump, end of the last failed one)."""
+def failed_jobs(tasks: list[BackupTask], count: int) -> list[BackupTask]:
+    """The newest ``count`` failed vzdump tasks over several guests whose log can be read:
+    only their logs say which guest failed."""
+    jobs = [task for task in tasks if task.vmid is None and not task.ok and task.upid]
+    return sorted(jobs, key=lambda task: (task.starttime, task.upid), reverse=True)[:count]
+
+
+def last_backups(
+    tasks: list[BackupTask], logs: dict[str, JobLog] | None = None
+) -> dict[int, tuple[int | None, int | None]]:
+    """Per guest: (end of the last successful vzdump, end of the last failed one), from
+    the tasks named after one guest and, for a job over several, from its log in ``logs``
+    (by UPID): each guest it names gets the job's end (the log's own times are local
+    times without a zone)."""
     out: dict[int, tuple[int | None, int | None]] = {}
+
+    def note(vmid: int, ok: bool, end: int) -> None:
+        success, failure = out.get(vmid, (None, None))
+        if ok and (success is None or end > success):
+            success = end
+        elif not ok and (failure is None or end > failure):
+            failure = end
+        out[vmid] = (success, failure)
+
     for task in tasks:
-        if task.vmid is None:
+        if task.vmid is not None:
+            note(task.vmid, task.ok, task.endtime)
             continue
-        success, failure = out.get(task.vmid, (None, None))
-        if task.ok and (success is None or task.endtime > success):
-            success = task.endtime
-        elif not task.ok and (failure is None or task.endtime > failure):
-            failure = task.endtime
-        out[task.vmid] = (success, failure)
+        log = logs.get(task.upid) if logs and task.upid else None
+        if log is not None:
+            for vmid in log.finished - log.failed:
+                note(vmid, True, task.endtime)
+            for vmid in log.failed:
+                note(vmid, False, task.endtime)
+    return out
+
+
+def parse_task_log(text: str | bytes) -> JobLog:
+    """``pvesh get /nodes/<node>/tasks/<upid>/log --limit N --output-format json``: lines
+    ``{"n": 1, "t": "INFO: ..."}``. A guest is finished on "INFO: Finished Backup of VM
+    <vmid> (<time>)" and failed on "ERROR: Backup of VM <vmid> failed - <why>" (a guest
+    named by both counts as failed). Lines that are not text are skipped."""
+    finished: set[int] = set()
+    failed: set[int] = set()
+    for item in _loads_list(text, "task log"):
+        line = item.get("t")
+        if not isinstance(line, str):
+            continue
+        if line.startswith("INFO: Finished"):
+            match = _GUEST_FINISHED.match(line)
+            target = finished
+        elif line.startswith("ERROR: Backup of VM"):
+            match = _GUEST_FAILED.match(line)
+            target = failed
+        else:
+            continue
+        if match is not None and MIN_VMID <= int(match[1]) <= MAX_VMID:
+            target.add(int(match[1]))
+    return JobLog(frozenset(finished), frozenset(failed))
+
+
+def parse_backup_content(text: str | bytes) -> list[BackupFile]:
+    """``pvesh get /nodes/<node>/storage/<storage>/content --content backup --output-format
+    json``. An entry without a guest id or a time (a renamed archive PVE cannot read, a
+    PBS host backup) is no guest's backup and is skipped, and so is a PBS snapshot without
+    a manifest (still being written or broken): PBS gives it no size, which PVE lists as 1
+    byte."""
+    out = []
+    for item in _loads_list(text, "content"):
+        if item.get("content", "backup") != "backup":
+            continue
+        vmid = item.get("vmid")
+        if type(vmid) is not int or not MIN_VMID <= vmid <= MAX_VMID:  # ints, mostly
+            try:
+                vmid = _vmid(vmid, "content")
+            except PveParseError:
+                continue
+        ctime = _count(item.get("ctime"))
+        if ctime is None:
+            continue
+        size = _count(item.get("size"))
+        kind = item.get("format")
+        if isinstance(kind, str) and kind.startswith("pbs-") and (size is None or size <= 1):
+            continue
+        verification = item.get("verification")
+        state = verification.get("state") if isinstance(verification, dict) else None
+        out.append(
+            BackupFile(
+                vmid=vmid,
+                ctime=ctime,
+                size=size,
+                verified=VERIFY_STATES.get(state) if isinstance(state, str) else None,
+            )
+        )
+    return out
+
+
+def summarize_backups(files: list[BackupFile], cap: int) -> StorageBackups:
+    """Per vmid: the count, those whose verification failed, and the newest. A backup
+    that failed verification still counts as the run that made it having succeeded (the
+    run is what "last success" means); ``verify_failed`` says it may not restore. At most
+    ``cap`` vmids; the backups of others are counted in ``left_out``."""
+    guests: dict[int, GuestBackups] = {}
+    left_out = 0
+    for file in files:
+        seen = guests.get(file.vmid)
+        if seen is None:
+            if len(guests) >= cap:
+                left_out += 1
+                continue
+            seen = GuestBackups(0)
+        newer = seen.newest is None or file.ctime > seen.newest
+        guests[file.vmid] = GuestBackups(
+            seen.count + 1,
+            seen.verify_failed + (file.verified is False),
+            file.ctime if newer else seen.newest,
+            file.size if newer else seen.newest_size,
+        )
+    return StorageBackups(guests, left_out)
+
+
+def merge_backups(storages: list[StorageBackups], vmids: set[int]) -> dict[int, GuestBackups]:
+    """The backups of each guest in ``vmids`` over all storages: counts added, the newest
+    backup of any storage."""
+    out: dict[int, GuestBackups] = {}
+    for storage in storages:
+        for vmid in vmids & storage.guests.keys():
+            here, seen = storage.guests[vmid], out.get(vmid)
+            if seen is None:
+                out[vmid] = here
+                continue
+            newer = here.newest is not None and (seen.newest is None or here.newest > seen.newest)
+            best = here if newer else seen
+            out[vmid] = GuestBackups(
+                seen.count + here.count,
+                seen.verify_failed + here.verify_failed,
+                best.newest,
+                best.newest_size,
+            )
     return out
 
 

@@ -116,6 +116,9 @@ HELP: Final[Mapping[str, str]] = {
     "pve_storage_enabled": "1 while the storage is enabled.",
     "pve_backup_last_success_timestamp_seconds": "When the guest's last backup succeeded.",
     "pve_backup_last_failure_timestamp_seconds": "When the guest's last backup failed.",
+    "pve_backup_last_size_bytes": "Size of the guest's newest backup on this node's storages.",
+    "pve_backups": "Backups of the guest on this node's backup storages.",
+    "pve_backup_verify_failed": "Backups of the guest whose last verification failed (PBS).",
     "pve_not_backed_up": "1 when no backup job covers the guest.",
     "pve_updates_pending": "Package updates pending on the node.",
 }
@@ -249,6 +252,9 @@ TABLES: Final[Mapping[str, tuple[str, Mapping[str, str], tuple[str, ...]]]] = {
         {
             "last_success_timestamp_seconds": "backup_last_success_timestamp_seconds",
             "last_failure_timestamp_seconds": "backup_last_failure_timestamp_seconds",
+            "last_size_bytes": "backup_last_size_bytes",
+            "backups": "backups",
+            "verify_failed": "backup_verify_failed",
             "not_backed_up": "not_backed_up",
         },
         ("id",),
@@ -301,7 +307,9 @@ LINE_INTEGERS: Final[Mapping[str, frozenset[str]]] = {
     "pve_storage": frozenset(
         {"active", "enabled", "usage_bytes", "size_bytes", "avail_bytes", "stale"}
     ),
-    "pve_backup": frozenset({"not_backed_up"}),
+    "pve_backup": frozenset(
+        {"not_backed_up", "last_size_bytes", "backups", "verify_failed", "stale"}
+    ),
     "pve_updates": frozenset({"pending"}),
 }
 NOT_WRITTEN: Final = frozenset({"zfs_pool_state"})
