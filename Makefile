@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest compat bench clean
+.PHONY: demo ha-demo test lint typecheck pytest compat bench clean
 
 $(STAMP): pyproject.toml requirements-test.txt
 	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "Python 3.13 not found (looked for ~/.pyenv/versions/3.13.0/bin/python and python3.13)"; exit 1; }
@@ -33,6 +33,13 @@ $(DEMO_STAMP): pyproject.toml
 
 demo: $(DEMO_STAMP)
 	@$(DEMO_VENV)/bin/fleet-metrics demo $(DEMO_ARGS)
+
+# A real Home Assistant (the pinned version) with the simulated fleet added through its config
+# flows; its own venv (.venv-ha, built once by the script) and config (build/ha-demo). Not part
+# of `test`. HA_DEMO_ARGS go to scripts/ha_demo.py (e.g. --port 0, --country DE).
+ha-demo:
+	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "Python 3.13 not found (looked for ~/.pyenv/versions/3.13.0/bin/python and python3.13)"; exit 1; }
+	@$(PYTHON_BOOTSTRAP) scripts/ha_demo.py $(HA_DEMO_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -63,4 +70,4 @@ bench: $(STAMP)
 	$(PY) -m bench.proxmox
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV)
+	rm -rf $(VENV) $(DEMO_VENV) .venv-ha build/ha-demo

@@ -58,7 +58,7 @@ async def test_each_missing_or_changed_member_is_named() -> None:
 
 async def test_other_major_versions_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     versions = {"aiomqtt": "3.0.0", "paho-mqtt": "2.2.0"}
-    monkeypatch.setattr(fast_path, "version", versions.__getitem__)
+    monkeypatch.setattr(fast_path, "INSTALLED", versions)
     assert fast_path.missing(aiomqtt.Client("localhost")) == ["aiomqtt 2.x (found 3.0.0)"]
 
 
@@ -66,7 +66,7 @@ async def test_without_the_fast_path_sessions_fall_back_with_one_warning(
     mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     versions = {"aiomqtt": "2.5.1", "paho-mqtt": "3.0.0"}
-    monkeypatch.setattr(fast_path, "version", versions.__getitem__)
+    monkeypatch.setattr(fast_path, "INSTALLED", versions)
     monkeypatch.setattr(fast_path, "_verdict", None)
     first, second = (BrokerSession(n, mosquitto.settings, backoff=fast()) for n in "ab")
     seen: dict[str, list[bytes]] = {"a": [], "b": []}

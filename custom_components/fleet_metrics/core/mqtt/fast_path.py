@@ -40,6 +40,18 @@ _CLIENT_METHODS = {
 _CLIENT_ATTRIBUTES = ("_client", "_connected", "_disconnected", "_loop", "_misc_task")
 _PAHO_METHODS = {"_sock_recv": 1, "loop_read": 0, "loop_write": 0}
 
+
+def _installed(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+# Read at import: importlib.metadata walks sys.path on disk, which must not happen in the
+# event loop where ``usable()`` runs (Home Assistant imports integrations in an executor).
+INSTALLED: dict[str, str] = {package: _installed(package) for package in _MAJORS}
+
 _verdict: bool | None = None
 
 _READ_SIZE = 65536
@@ -72,10 +84,7 @@ def missing(client: aiomqtt.Client) -> list[str]:
     """What the fast path needs that the installed aiomqtt and paho, or ``client``, lack."""
     gaps = []
     for package, major in _MAJORS.items():
-        try:
-            found = version(package)
-        except PackageNotFoundError:
-            found = "not installed"
+        found = INSTALLED[package]
         if found.split(".")[0] != major:
             gaps.append(f"{package} {major}.x (found {found})")
     for name, arity in _CLIENT_METHODS.items():
