@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable
+import ssl
+import threading
+from collections.abc import AsyncGenerator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from custom_components.fleet_metrics.core.backoff import Backoff
+from custom_components.fleet_metrics.core.mqtt import session as session_module
 from custom_components.fleet_metrics.core.mqtt.fast_path import FastClient
 from custom_components.fleet_metrics.core.mqtt.session import (
     BrokerAuthFailed,
@@ -24,6 +27,11 @@ from custom_components.fleet_metrics.core.mqtt.session import (
     _client,
     check_connection,
     receive,
+)
+from custom_components.fleet_metrics.core.mqtt.settings import (
+    BROKER_SCHEMA,
+    TlsFileError,
+    tls_context,
 )
 from tests.mosquitto import Mosquitto, free_port
 
@@ -269,3 +277,101 @@ async def test_tls_with_client_certificate(tmp_path: Path) -> None:
         assert seen == sent
     finally:
         await broker.stop()
+
+
+def _tls_settings(broker: Mosquitto, workdir: Path) -> dict[str, Any]:
+    return {
+        **broker.settings,
+        "tls": True,
+        "ca_file": str(workdir / "ca.crt"),
+        "cert_file": str(workdir / "client.crt"),
+        "key_file": str(workdir / "client.key"),
+    }
+
+
+@pytest.fixture
+def tls_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The thread of every TLS context the session module builds (the real builder runs)."""
+    threads: list[int] = []
+
+    def recording(settings: Mapping[str, Any]) -> ssl.SSLContext | None:
+        threads.append(threading.get_ident())
+        return tls_context(settings)
+
+    monkeypatch.setattr(session_module, "tls_context", recording)
+    return threads
+
+
+async def test_the_tls_context_is_built_off_the_loop_at_each_connect_and_kept_when_unreadable(
+    tmp_path: Path, tls_builds: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = Mosquitto(tmp_path, tls=True)
+    await broker.start()
+    try:
+        settings = _tls_settings(broker, tmp_path)
+        loop_thread = threading.get_ident()
+        await check_connection(settings)
+        assert len(tls_builds) == 1 and tls_builds[0] != loop_thread
+
+        session = BrokerSession("secure", settings, backoff=fast())
+        seen: list[bytes] = []
+        session.subscribe("secure/#", lambda t, p: seen.append(p))
+        async with running(session):
+            await asyncio.wait_for(session.wait_connected(), 10)
+            for restart in range(3):
+                await broker.stop()
+                await until(lambda: not session.connected)
+                await asyncio.sleep(0.3)  # failed attempts against a closed port, too
+                await broker.start()
+                await until(lambda: session.connected)
+                assert session.reconnects == restart + 1
+            builds = len(tls_builds)
+            assert builds >= 1 + 4, "the check, then every connect builds it again"
+            # A file that cannot be read at a reconnect: the context loaded before is kept.
+            (tmp_path / "client.key").unlink()
+            await broker.stop()
+            await until(lambda: not session.connected)
+            await broker.start()
+            await until(lambda: session.connected)
+            async with aiomqtt.Client(
+                "127.0.0.1", broker.port, tls_params=aiomqtt.TLSParameters(
+                    ca_certs=settings["ca_file"], certfile=str(tmp_path / "server.crt"),
+                    keyfile=str(tmp_path / "server.key"),
+                ),
+            ) as publisher:  # the broker takes any certificate of its CA  # fmt: skip
+                await publisher.publish("secure/after", b"reconnected")
+            await until(lambda: seen == [b"reconnected"])
+        assert session.reconnects == 4
+        assert loop_thread not in tls_builds
+        kept = [r for r in caplog.records if "using the ones loaded before" in r.getMessage()]
+        assert len(kept) == 1, "said once, however many attempts"
+    finally:
+        await broker.stop()
+
+
+async def test_a_tls_file_unreadable_at_the_first_connect_fails_as_it_always_did(
+    tmp_path: Path, tls_builds: list[int]
+) -> None:
+    """Settings checked while the files were fine; a file gone by the time the session
+    connects is a TlsFileError naming it, out of ``run`` and ``check_connection``."""
+    broker = Mosquitto(tmp_path, tls=True)
+    settings = _tls_settings(broker, tmp_path)
+    BROKER_SCHEMA(settings)  # the check at start passes
+    (tmp_path / "client.crt").write_text("not a certificate\n")
+    with pytest.raises(TlsFileError) as expected:
+        tls_context(settings)
+    with pytest.raises(TlsFileError) as checked:
+        await check_connection(settings)
+    session = BrokerSession("secure", settings, backoff=fast())
+    with pytest.raises(TlsFileError) as ran:
+        await asyncio.wait_for(session.run(), 10)
+    for err in (checked.value, ran.value):
+        assert (err.key, str(err)) == (expected.value.key, str(expected.value))
+    assert expected.value.key == "cert_file"
+    assert len(tls_builds) == 2 and threading.get_ident() not in tls_builds
+    assert session.connects == 0
+
+
+def test_a_client_for_tls_settings_needs_the_context_built_beforehand() -> None:
+    with pytest.raises(ValueError, match="no TLS context"):
+        _client({"host": "127.0.0.1", "tls": True}, "x", lambda t, p: None)

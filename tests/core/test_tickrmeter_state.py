@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from custom_components.fleet_metrics.core.sources.tickrmeter.state import (
     state_summary,
 )
 from custom_components.fleet_metrics.core.sources.tickrmeter.tracker import FleetTracker
+from custom_components.fleet_metrics.core.stats import windowed
 from custom_components.fleet_metrics.core.stats.windowed import WindowedLatency
 from tests.core.test_tickrmeter_correlation import Clock
 
@@ -58,7 +60,7 @@ def feed(tracker: FleetTracker, clock: Clock, steps: list[tuple[int, int, str, i
     for index, kind, symbol, wait in steps:
         clock.now += wait / 4
         if kind == 0:
-            body = {"device": device(index), "symbol": symbol}
+            body: dict[str, Any] = {"device": device(index), "symbol": symbol}
             tracker.handle("STOCKPRICEUPDATE", orjson.dumps(body))
         elif kind == 1:
             tracker.handle(device(index), orjson.dumps({"symbol": symbol}))
@@ -85,7 +87,9 @@ steps = st.lists(
 
 @settings(max_examples=60, deadline=None)
 @given(steps)
-def test_restore_of_an_export_is_the_state_that_was_saved(history: list) -> None:
+def test_restore_of_an_export_is_the_state_that_was_saved(
+    history: list[tuple[int, int, str, int]],
+) -> None:
     clock, wall = Clock(), Wall()
     tracker = make_tracker(clock)
     feed(tracker, clock, history)
@@ -213,7 +217,8 @@ def _saved_document() -> dict[str, Any]:
     tracker = make_tracker(clock)
     feed(tracker, clock, [(1, 2, "", 0), (2, 3, "", 1), (1, 0, "AAPL", 0), (1, 1, "AAPL", 3),
                           (3, 0, "BTC-USD", 8), (4, 4, "", 0)])  # fmt: skip
-    return json.loads(json.dumps(export_state(tracker, wall)))
+    saved: dict[str, Any] = json.loads(json.dumps(export_state(tracker, wall)))
+    return saved
 
 
 SAVED = _saved_document()
@@ -233,3 +238,28 @@ def test_garbage_never_raises_and_keeps_the_caps(document: Any) -> None:
     feed(tracker, clock, [(1, 0, "AAPL", 1), (1, 1, "AAPL", 1)])
     assert "AAPL" in tracker.correlator.symbols
     assert json.loads(json.dumps(export_state(tracker)))["format"] == FORMAT
+
+
+def test_with_a_ddsketch_laid_out_otherwise_counters_are_saved_and_windows_are_not(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sketch's bins are read only behind a check of ddsketch's layout: if it fails (as
+    with another ddsketch), the windows come back empty, everything else as saved."""
+    monkeypatch.setattr(windowed, "DenseStore", type("DenseStore", (), {}))
+    monkeypatch.setattr(windowed, "_warned", False)
+    clock, wall = Clock(), Wall()
+    tracker = make_tracker(clock)
+    feed(tracker, clock, [(1, 0, "AAPL", 0), (1, 1, "AAPL", 2), (2, 0, "BTC-USD", 1),
+                          (2, 1, "BTC-USD", 3), (2, 2, "", 0)])  # fmt: skip
+    saved = json.loads(json.dumps(export_state(tracker, wall)))
+    assert all(s["window"]["slots"] == [] for s in saved["symbols"].values())
+
+    restored = make_tracker(clock)
+    result = restore_state(restored, saved, wall)
+    assert (result.ignored, result.symbols, result.skipped) == ("", 2, 0)
+    assert restored.correlator.totals() == tracker.correlator.totals()
+    for symbol, stats in tracker.correlator.symbols.items():
+        again = restored.correlator.symbols[symbol]
+        assert (again.responses, again.bucket_counts) == (stats.responses, stats.bucket_counts)
+        assert stats.latency.summary().count == 1 and again.latency.summary().count == 0
+    assert caplog.text.count("latency windows are neither saved nor restored") == 1

@@ -4,6 +4,12 @@ One session is shared by every source on a broker, so nothing one source asks fo
 it: a filter that is invalid fails that source's ``subscribe`` at once, and a filter the
 broker refuses, or does not answer, is logged and counted while the others go on. An outage
 is logged once, with a readable reason, and its end with its length.
+
+The TLS context is built in a worker thread (building it reads the CA and certificate
+files, which must not block the event loop). A file that does not load raises TlsFileError
+out of ``run`` (or ``check_connection``) at the first connect. Each reconnect builds it again,
+so a renewed client certificate is picked up without a restart; when the files cannot be read
+then, the session keeps the context it has and says so once.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
@@ -22,7 +29,7 @@ import aiomqtt
 from ..backoff import Backoff
 from . import fast_path
 from .reasons import ConnectionLost, describe, duration, refusal, rejects_credentials
-from .settings import tls_context
+from .settings import TlsFileError, tls_context
 from .topic_router import Handler, TopicRouter
 
 _LOGGER = logging.getLogger(__name__)
@@ -69,10 +76,26 @@ class _LibraryLog(logging.Logger):
 _LIBRARY_LOG = _LibraryLog()
 
 
+async def build_tls_context(settings: Mapping[str, Any]) -> ssl.SSLContext | None:
+    """``tls_context`` off the event loop (it reads files); None at once without TLS."""
+    if not settings.get("tls"):
+        return None
+    return await asyncio.to_thread(tls_context, settings)
+
+
 def _client(
-    settings: Mapping[str, Any], identifier: str, deliver: Handler, timeout: float = TIMEOUT
+    settings: Mapping[str, Any],
+    identifier: str,
+    deliver: Handler,
+    timeout: float = TIMEOUT,
+    context: ssl.SSLContext | None = None,
 ) -> aiomqtt.Client:
-    """A FastClient when the check allows it, else aiomqtt's own (read with ``receive``)."""
+    """A FastClient when the check allows it, else aiomqtt's own (read with ``receive``).
+
+    With TLS on, ``context`` is the one ``build_tls_context`` made: never built here.
+    """
+    if settings.get("tls") and context is None:
+        raise ValueError("TLS is on but no TLS context was built")
     protocol = (
         aiomqtt.ProtocolVersion.V5
         if settings.get("protocol") == "5"
@@ -86,7 +109,7 @@ def _client(
         "identifier": identifier,
         "keepalive": settings.get("keepalive", 60),
         "protocol": protocol,
-        "tls_context": tls_context(settings),
+        "tls_context": context if settings.get("tls") else None,
         "tls_insecure": bool(settings.get("tls_insecure")) if settings.get("tls") else None,
         "timeout": timeout,
         "logger": _LIBRARY_LOG,
@@ -124,8 +147,9 @@ async def check_connection(
 ) -> None:
     """Connect once and disconnect; raises BrokerAuthFailed or BrokerUnavailable (readable)."""
     try:
+        context = await build_tls_context(settings)  # TlsFileError: not caught, as before
         identifier = f"fleet-metrics-check-{uuid.uuid4().hex[:8]}"
-        async with _client(settings, identifier, lambda topic, payload: None, timeout):
+        async with _client(settings, identifier, lambda topic, payload: None, timeout, context):
             return
     except (aiomqtt.MqttError, OSError) as err:
         reason = describe(err, timeout)
@@ -172,6 +196,8 @@ class BrokerSession:
         self._backoff = backoff or Backoff(initial=1.0, maximum=60.0)
         self._auth_backoff = auth_backoff or Backoff(initial=60.0, maximum=600.0)
         self._identifier = settings.get("client_id") or f"fleet-metrics-{uuid.uuid4().hex[:12]}"
+        self._tls: ssl.SSLContext | None = None  # built at each connect (module doc)
+        self._tls_warned = False
         self._pending: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
         self._subscribing = asyncio.Semaphore(_SUBSCRIBING_AT_ONCE)
@@ -219,8 +245,9 @@ class BrokerSession:
         while True:
             attempt, connects = time.monotonic(), self.connects
             try:
+                await self._refresh_tls()
                 async with _client(
-                    self.settings, self._identifier, self._dispatch, self.timeout
+                    self.settings, self._identifier, self._dispatch, self.timeout, self._tls
                 ) as client:
                     await self._serve(client)
                 error: BaseException = ConnectionLost("connection closed")
@@ -237,6 +264,26 @@ class BrokerSession:
             state = ConnectionState.AUTH_FAILED if auth else ConnectionState.DISCONNECTED
             self._set_state(state, describe(error, self.timeout), lost)
             await asyncio.sleep((self._auth_backoff if auth else self._backoff).next_delay())
+
+    async def _refresh_tls(self) -> None:
+        """Build the TLS context for this attempt (module doc); TlsFileError goes out of
+        ``run`` only at the first connect."""
+        if self._tls is None:
+            self._tls = await build_tls_context(self.settings)
+            return
+        try:
+            self._tls = await build_tls_context(self.settings)
+        except TlsFileError as err:
+            if not self._tls_warned:
+                self._tls_warned = True
+                _LOGGER.warning(
+                    "broker %s: TLS files cannot be read again, using the ones loaded before: %s",
+                    self.name,
+                    err,
+                    extra=self._extra,
+                )
+        else:
+            self._tls_warned = False
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         self._client = client

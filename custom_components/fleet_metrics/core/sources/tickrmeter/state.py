@@ -13,10 +13,9 @@ another version): a foreign or unreadable document is refused as a whole with th
 a bad device or symbol is skipped and counted, and the same caps apply as to what arrives
 over the wire. It never raises, and it changes the tracker only once everything is read.
 
-Latency windows are DDSketch slots; a sketch is saved as its non-empty bins (bin index and
-weight) and rebuilt through ``DDSketch.add`` at each bin's representative value, which maps
-back to the same bin, so quantiles come back exactly. ddsketch has no serialisation of its
-own without protobuf, so this reads the sketch's stores, and tests pin the round trip.
+A latency window saves and restores itself (``WindowedLatency.export``/``restore``): its
+quantiles come back exactly, or, with a ddsketch that keeps its bins otherwise, the window
+comes back empty while the counters beside it are kept.
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from heapq import nlargest
 from typing import Any
-
-from ddsketch import DDSketch
 
 from ...stats.windowed import WindowedLatency
 from .correlator import SymbolStats, Totals
@@ -67,25 +64,6 @@ class _Bad(ValueError):
 # --- export ------------------------------------------------------------------------------
 
 
-def _sketch_bins(sketch: DDSketch) -> list[list[float]]:
-    store = sketch._store
-    return [[store.offset + index, weight] for index, weight in enumerate(store.bins) if weight]
-
-
-def export_window(window: WindowedLatency, now: float) -> dict[str, Any]:
-    """The live slots of a latency window; each slot by the age of its middle (negative for
-    the current slot, whose middle may lie ahead), which no rounding moves to a neighbour."""
-    slots = []
-    for slot in window._live():
-        middle = (slot.index + 0.5) * window._slot_length
-        sketch = slot.sketch
-        slots.append(
-            [now - middle, slot.count, slot.total, slot.maximum, sketch._zero_count,
-             _sketch_bins(sketch)]
-        )  # fmt: skip
-    return {"accuracy": window.relative_accuracy, "slots": slots}
-
-
 def _device_row(device: Device, now: float) -> list[Any]:
     return [
         device.firmware, device.inner_version, device.flash_id, device.battery, device.charging,
@@ -101,7 +79,7 @@ def _symbol(stats: SymbolStats, now: float) -> dict[str, Any]:
         "latency_sum": stats.latency_sum,
         "seen_ago": now - stats.last_seen,
         "first_seen_ago": now - stats.first_seen,
-        "window": export_window(stats.latency, now),
+        "window": stats.latency.export(now),
     }
 
 
@@ -183,48 +161,11 @@ def _device(row: Any, now: float) -> Device:
     )
 
 
-def _weight(value: Any) -> float:
-    if (weight := _real(value, 0)) <= 0:
-        raise _Bad("a sketch bin without weight")
-    return weight
-
-
-def _bin_value(sketch: DDSketch, key: Any) -> float:
-    """The value that stands for bin ``key``; a key no positive value maps to is refused."""
-    mapping = sketch._mapping
-    if type(key) is not int:
-        raise _Bad("not a sketch bin")
-    try:
-        value = float(mapping.value(key))
-    except (OverflowError, ValueError) as err:
-        raise _Bad("not a sketch bin") from err
-    if not mapping.min_possible < value < mapping.max_possible or mapping.key(value) != key:
-        raise _Bad("not a sketch bin")
-    return value
-
-
 def _restore_window(window: WindowedLatency, data: Any, now: float) -> None:
-    """Fill a new window from saved slots; a slot whose middle is no longer within the
-    window is dropped, slots falling into one slot of this window are merged."""
-    if type(data) is not dict or _real(data.get("accuracy")) != window.relative_accuracy:
-        raise _Bad("a latency window of another accuracy")
-    oldest = int(now // window._slot_length) - len(window._slots) + 1
-    for raw in _list(data.get("slots")):
-        age, count, total, maximum, zeros, bins = _list(raw, 6)
-        when = min(now - _real(age), now)  # the current slot's middle may lie ahead
-        if int(when // window._slot_length) < oldest:
-            continue
-        sketch = DDSketch(window.relative_accuracy)
-        for item in _list(bins):
-            key, weight = _list(item, 2)
-            sketch.add(_bin_value(sketch, key), _weight(weight))
-        if zeros:
-            sketch.add(0.0, _weight(zeros))
-        slot = window._slot(when)
-        slot.sketch.merge(sketch)
-        slot.count += _count(count)
-        slot.total += _real(total, 0)
-        slot.maximum = max(slot.maximum, _real(maximum, 0))
+    try:
+        window.restore(data, now)
+    except ValueError as err:
+        raise _Bad(str(err)) from err
 
 
 def _stats(data: Any, tracker: FleetTracker, now: float, same_buckets: bool) -> SymbolStats:
