@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 
-from ..broker import async_check_broker, broker_settings
+from ..broker import async_broker_settings, async_check_broker
 from ..const import CONF_DISCOVERY_PREFIX, DEFAULT_DISCOVERY_PREFIX
 from ..core.mqtt.session import BrokerSession
 from ..core.rejects import Rejects
@@ -21,7 +21,8 @@ class TasmotaRuntime:
 
 
 async def async_setup_tasmota(hass: HomeAssistant, entry: ConfigEntry) -> TasmotaRuntime:
-    settings = broker_settings(dict(entry.data))
+    """TLS files are read off the event loop; one that does not load stops the entry."""
+    settings = await async_broker_settings(hass, dict(entry.data))
     await async_check_broker(settings)
     session = BrokerSession(entry.title, settings)
     tracker = TasmotaTracker(
