@@ -8,6 +8,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.device_registry import DeviceEntry
 from homeassistant.helpers.typing import ConfigType
 
@@ -16,6 +17,8 @@ from .agents.server import async_setup_agent_server
 from .compat import reload_on_options_change
 from .const import CONF_KIND, DOMAIN, KIND_AGENTS, KIND_OPENDTU, KIND_TASMOTA, KIND_TICKRMETER
 from .opendtu import OpenDtuRuntime, async_setup_opendtu
+from .opendtu.entity import inverter_identifier
+from .repairs import ISSUE_BROKER_AUTH, ISSUE_FIRMWARE, issue_id
 from .tasmota import TasmotaRuntime, async_setup_tasmota
 from .tasmota.entity import device_identifier
 from .tickrmeter import TickrMeterRuntime, async_remove_tickrmeter, async_setup_tickrmeter
@@ -54,7 +57,9 @@ async def async_unload_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry
 
 async def async_remove_entry(hass: HomeAssistant, entry: FleetMetricsConfigEntry) -> None:
     """Deleting the "Host agents" entry forgets where its hosts' agents were; deleting a
-    TickrMeter fleet deletes its saved statistics."""
+    TickrMeter fleet deletes its saved statistics; no entry leaves a repair issue behind."""
+    for kind in (ISSUE_BROKER_AUTH, ISSUE_FIRMWARE):
+        ir.async_delete_issue(hass, DOMAIN, issue_id(kind, entry))
     if entry.data.get(CONF_KIND) == KIND_AGENTS:
         async_remove_agents(hass, entry)
     elif entry.data.get(CONF_KIND) == KIND_TICKRMETER:
@@ -66,10 +71,16 @@ async def async_remove_config_entry_device(
 ) -> bool:
     """Tasmota devices can be removed; one that still reports comes back.
 
-    OpenDTU devices follow the DTU's own inverter list, so they are removed there; a
-    TickrMeter fleet is the entry itself; a host goes with its subentry (which revokes it).
+    An OpenDTU inverter can be removed once the DTU no longer lists it (the DTU and the
+    inverters it lists follow the DTU); a TickrMeter fleet is the entry itself; a host goes
+    with its subentry (which revokes it).
     """
     runtime = entry.runtime_data
+    if isinstance(runtime, OpenDtuRuntime):
+        snapshot = runtime.coordinator.data
+        listed = {inverter_identifier(serial) for serial in snapshot.inverters}
+        inverter = any(i[1].startswith(inverter_identifier("")[1]) for i in device.identifiers)
+        return inverter and not listed & device.identifiers
     if not isinstance(runtime, TasmotaRuntime):
         return False
     tracker = runtime.coordinator.tracker

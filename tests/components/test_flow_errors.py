@@ -168,9 +168,12 @@ async def test_host_subentry_steps_show_unknown_and_log_it(
         (entry.entry_id, SUBENTRY_HOST),
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
     )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"next_step_id": "new_token"}
+    )
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "reconfigure"
+    assert result["step_id"] == "new_token"
     assert result["errors"] == {"base": "unknown"}
     assert _logged_with_traceback(caplog)
     monkeypatch.undo()

@@ -5,6 +5,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.fleet_metrics import async_remove_config_entry_device
 from custom_components.fleet_metrics.const import DOMAIN
 from tests.opendtu_fake import FakeOpenDtu
 
@@ -53,3 +54,25 @@ async def test_refused_credentials_start_reauth(
     assert opendtu_entry.state is ConfigEntryState.SETUP_ERROR
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+
+
+async def test_an_inverter_the_dtu_no_longer_lists_can_be_removed(
+    hass: HomeAssistant,
+    opendtu: FakeOpenDtu,
+    opendtu_entry: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    await setup_entry(hass, opendtu_entry)
+    dtu = device_registry.async_get_device(identifiers={(DOMAIN, DTU_UNIQUE_ID)})
+    listed = device_registry.async_get_device(
+        identifiers={(DOMAIN, "opendtu_inverter_114182345678")}
+    )
+    gone = device_registry.async_get_or_create(
+        config_entry_id=opendtu_entry.entry_id,
+        identifiers={(DOMAIN, "opendtu_inverter_999999999999")},
+        via_device=(DOMAIN, DTU_UNIQUE_ID),
+    )
+    assert dtu is not None and listed is not None
+    assert await async_remove_config_entry_device(hass, opendtu_entry, gone)
+    assert not await async_remove_config_entry_device(hass, opendtu_entry, listed)
+    assert not await async_remove_config_entry_device(hass, opendtu_entry, dtu)

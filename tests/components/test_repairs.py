@@ -102,3 +102,19 @@ async def test_a_garbled_answer_is_not_a_firmware_issue(
     await next_poll(hass)
     assert not opendtu_entry.runtime_data.coordinator.last_update_success
     assert issue_registry.async_get_issue(DOMAIN, issue_id(ISSUE_FIRMWARE, opendtu_entry)) is None
+
+
+async def test_removing_an_entry_leaves_no_issue_behind(
+    hass: HomeAssistant,
+    opendtu: FakeOpenDtu,
+    opendtu_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    await setup_entry(hass, opendtu_entry)
+    opendtu.failures["/api/livedata/status"] = (404, "Not Found")
+    await next_poll(hass)
+    key = issue_id(ISSUE_FIRMWARE, opendtu_entry)
+    assert issue_registry.async_get_issue(DOMAIN, key) is not None
+    await hass.config_entries.async_remove(opendtu_entry.entry_id)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, key) is None
