@@ -186,8 +186,7 @@ class HostsExposition(Collector):
         return [
             family
             for name in sorted(families)
-            if not (family := families[name]).measurements.isdisjoint(present)
-            or name in extra
+            if not (family := families[name]).measurements.isdisjoint(present) or name in extra
         ]
 
     def _name(self, measurement: str, key: str, counter: bool) -> str:
