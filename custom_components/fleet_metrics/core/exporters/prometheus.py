@@ -27,6 +27,15 @@ A name a source declares (a key of the HELP texts given to the sink, e.g. throug
 for names that arrive over the wire, while a declared name was chosen on purpose, such as
 node_exporter's ``node_memory_MemTotal_bytes`` that rule 1 would lower-case. Samples meant
 only for line protocol (``Sample.sink``) are skipped.
+
+A family that a source sends as a whole set each tick (``SetSample``: a top-N
+ranking, devices counted by firmware version) holds exactly the newest set: the first
+sample of a new set drops the series of the one before, so that a symbol that left rank 1
+is gone from the next scrape instead of lingering for the TTL, and the samples that follow
+come back in as new series under the cap. A source emits a tick's samples without yielding
+to the event loop, so no scrape sees a set half written (a paused ``render_chunks`` has
+already copied the family it is in). Such sets are meant to be small: each new set rewrites
+its series.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample as PromSample
 from prometheus_client.utils import floatToGoString
 
-from ..sample import SINK_PROMETHEUS, Histogram, Sample
+from ..sample import SINK_PROMETHEUS, Histogram, Sample, SetSample
 
 _INVALID_NAME_CHARS = re.compile(r"[^a-z0-9]+")
 _PROMETHEUS_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -74,6 +83,8 @@ _CACHE_SIZE = 100_000
 
 DEFAULT_MAX_SERIES = 100_000
 LabelKey = tuple[tuple[str, str], ...]
+ScopeKey = tuple[str, ...]  # the values of a CompleteSet's scope tags
+_Value = tuple[float | Histogram, float]  # a series' value and when it expires
 # prometheus_client's own value formatting (Go's float syntax); the library leaves it untyped.
 _format_value: Callable[[float], str] = floatToGoString
 
@@ -121,10 +132,19 @@ def _utf8(text: str) -> str:
 
 
 @dataclass(slots=True)
+class _Set:
+    """A family's newest complete set in one scope: the tick that sent it, and its series."""
+
+    time_ns: int
+    members: set[LabelKey] = field(default_factory=set)
+
+
+@dataclass(slots=True)
 class _Family:
     kind: str  # "gauge" | "counter" | "histogram"
     help: str
-    series: dict[LabelKey, tuple[float | Histogram, float]] = field(default_factory=dict)
+    series: dict[LabelKey, _Value] = field(default_factory=dict)
+    sets: dict[ScopeKey, _Set] = field(default_factory=dict)  # only for SetSample
 
 
 class PrometheusSink(Collector):
@@ -218,6 +238,8 @@ class PrometheusSink(Collector):
             return
         expires = self._clock() + self.ttl
         label_key = self._label_key(sample.tags)
+        if isinstance(sample, SetSample):
+            self._enter_sets(sample, label_key)
         if sample.histogram is not None:
             name = self._metric_name(sample.measurement, "", "histogram")
             family = self._family(name, "histogram", f"distribution of {sample.measurement}")
@@ -234,6 +256,39 @@ class PrometheusSink(Collector):
             if label_key not in series:
                 self._make_room()
             series[label_key] = (float(value), expires)
+
+    def _enter_sets(self, sample: SetSample, label_key: LabelKey) -> None:
+        """Start or go on with the set of each family ``sample.complete`` names, in the
+        sample's scope. A sample of another tick than the set's starts a new set: the old
+        set's series go first (and leave the count), then ``add`` writes this sample's values.
+        """
+        complete = sample.complete
+        scope = tuple(sample.tags.get(tag, "") for tag in complete.scope)
+        measurement, fields = sample.measurement, sample.fields
+        for field_name in complete.fields:
+            value = fields.get(field_name)
+            carried = value is not None and not isinstance(value, str)  # str: add skips it
+            kind = "counter" if field_name in sample.counters else "gauge"
+            name = self._metric_name(measurement, field_name, kind)
+            if carried:
+                family = self._family(name, kind, f"{field_name} of {measurement}")
+            elif (existing := self._families.get(name)) is not None:
+                family = existing
+            else:
+                continue  # an empty set of a family with no series: nothing to drop
+            current = family.sets.get(scope)
+            if current is None or current.time_ns != sample.time_ns:
+                if current is not None:
+                    self._drop(family.series, current.members)
+                current = family.sets[scope] = _Set(sample.time_ns)
+            if carried:
+                current.members.add(label_key)
+
+    def _drop(self, series: dict[LabelKey, _Value], keys: set[LabelKey]) -> None:
+        for key in keys:
+            if series.pop(key, None) is not None:
+                self._count -= 1
+                self._label_text.pop(key, None)
 
     def _make_room(self) -> None:
         """Count one new series; at the cap, first forget the least recently updated tenth.
@@ -275,6 +330,14 @@ class PrometheusSink(Collector):
                 del series[key]
                 self._label_text.pop(key, None)
             self._count -= len(expired)
+            sets = family.sets
+            if sets and (expired or len(sets) > len(series)):
+                # Sets whose series all expired or were evicted: bounded by the live series.
+                family.sets = {
+                    scope: kept
+                    for scope, kept in sets.items()
+                    if any(key in series for key in kept.members)
+                }
             if series:
                 yield name, family
             else:

@@ -4,6 +4,13 @@ A symbol or device becomes a series only once it has been tracked since before
 ``settled_before`` (the runner passes the previous tick): a flood of made-up names churns
 through the capped tables faster than a tick and so never reaches a sink, where each series
 would live on for the sink's TTL; a real symbol shows from its second tick on.
+
+The ranking and the counts of online devices by firmware, inner version, flash id and
+charging state are sent as complete sets (``SetSample``): their label sets change from
+tick to tick, and a symbol that left rank 1 or a firmware no device runs any more must leave
+``/metrics`` at once, not after the sink's TTL. An empty set is one sample without fields.
+Per-symbol and per-device series are not sets: they leave only when the capped tables
+forget them, and a forgotten series' last value stays true until the TTL.
 """
 
 from __future__ import annotations
@@ -11,12 +18,19 @@ from __future__ import annotations
 import math
 import time
 
-from ...sample import FieldValue, Sample
+from ...sample import CompleteSet, FieldValue, Sample, SetSample
 from .tracker import FleetTracker
 
 SYMBOL_COUNTERS = frozenset(
     {"requests", "responses", "timeout", "duplicate_requests", "unsolicited_responses"}
 )
+
+RANKING = CompleteSet(frozenset({"ranking"}))
+# Online devices counted by an attribute: each field is a set of its own.
+BY_ATTRIBUTE = {
+    field_name: CompleteSet(frozenset({field_name}))
+    for field_name in ("by_firmware", "by_inner_version", "by_flash_id", "by_charging")
+}
 
 HELP = {
     "tickrmeter_stock_update_requests": "Stock-update requests devices sent, by symbol.",
@@ -91,16 +105,23 @@ def symbol_samples(
                 histogram=correlator.histogram(stats),
             )
         )
-    for rank, (symbol, p95) in enumerate(correlator.slowest(top, windows), start=1):
-        samples.append(
-            Sample(
-                "tickrmeter_slowest_symbols",
-                {"symbol": symbol, "rank": str(rank)},
-                {"ranking": p95},
-                now,
-            )
+    ranking: list[Sample] = [
+        SetSample(
+            "tickrmeter_slowest_symbols",
+            {"symbol": symbol, "rank": str(rank)},
+            {"ranking": p95},
+            now,
+            complete=RANKING,
         )
+        for rank, (symbol, p95) in enumerate(correlator.slowest(top, windows), start=1)
+    ]
+    samples += ranking or [empty_set("tickrmeter_slowest_symbols", RANKING, now)]
     return samples
+
+
+def empty_set(measurement: str, complete: CompleteSet, now: int) -> SetSample:
+    """The sample that says a set is empty now (its fields hold nothing this tick)."""
+    return SetSample(measurement, {}, {}, now, complete=complete)
 
 
 def fleet_samples(tracker: FleetTracker, now: int) -> list[Sample]:
@@ -146,10 +167,14 @@ def fleet_samples(tracker: FleetTracker, now: int) -> list[Sample]:
         ("by_flash_id", "flash_id", summary.by_flash_id),
         ("by_charging", "charging", summary.charging),
     ):
-        samples += [
-            Sample("tickrmeter_devices", {tag: value}, {field_name: count}, now)
+        complete = BY_ATTRIBUTE[field_name]
+        by = [
+            SetSample(
+                "tickrmeter_devices", {tag: value}, {field_name: count}, now, complete=complete
+            )
             for value, count in by_value.items()
         ]
+        samples += by or [empty_set("tickrmeter_devices", complete, now)]
     counts = tracker.counts
     for kind in sorted(set(counts.received) | set(counts.malformed)):
         samples.append(
