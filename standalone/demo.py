@@ -28,6 +28,7 @@ from .runner import EXIT_FAILED, Runner, StartError
 from .simulators.broker import BrokerAddress
 from .simulators.fleet import FleetOptions, SimulatedFleet
 from .simulators.host_agent import host_agent, host_name, register
+from .simulators.tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -167,11 +168,7 @@ async def _run(options: DemoOptions, fleet: SimulatedFleet, folder: Path) -> int
     try:
         await _wait_for_stop(runner, stop, options.duration)
     finally:
-        for task in helpers:  # the agent first: it leaves before the server closes
-            task.cancel()
-        for task in helpers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(helpers)  # the agent first: it leaves before the server closes
     return await _stop_runner(runner)
 
 

@@ -20,6 +20,7 @@ from typing import TextIO
 from .simulators.broker import BrokerAddress
 from .simulators.fleet import FleetOptions, SimulatedFleet
 from .simulators.host_agent import host_agent, host_name
+from .simulators.tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -121,11 +122,7 @@ async def run_simulate(options: SimulateOptions, out: TextIO) -> int:
         tasks.append(asyncio.create_task(_status_forever(fleet, options.status_interval)))
         await _until_stopped(options.duration)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         await fleet.stop()
     return 0
 

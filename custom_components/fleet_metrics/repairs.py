@@ -8,6 +8,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
+from .core.mqtt.session import ConnectionState
 
 ISSUE_BROKER_AUTH = "broker_auth_failed"
 ISSUE_FIRMWARE = "dtu_firmware_unsupported"
@@ -39,3 +40,16 @@ def async_set_issue(
         translation_key=kind,
         translation_placeholders={"title": entry.title, **(placeholders or {})},
     )
+
+
+@callback
+def async_broker_state_changed(
+    hass: HomeAssistant, entry: ConfigEntry, state: ConnectionState
+) -> None:
+    """A broker that starts refusing the credentials is a repair issue and a reauth (the
+    session keeps retrying, so a fix on the broker's side clears both)."""
+    if state is ConnectionState.AUTH_FAILED:
+        async_set_issue(hass, entry, ISSUE_BROKER_AUTH, True)
+        entry.async_start_reauth(hass)
+    elif state is ConnectionState.CONNECTED:
+        async_set_issue(hass, entry, ISSUE_BROKER_AUTH, False)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
 from .broker import BrokerAddress, EmbeddedBroker, publish_forever
 from .clock import SimClock
 from .opendtu import OpenDtuSimulator
+from .tasks import cancel_and_wait
 from .tasmota import TasmotaSimulator
 from .tickrmeter import TickrMeterSimulator
 
@@ -82,11 +82,7 @@ class SimulatedFleet:
             self._tasks.append(task)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.opendtu.stop()
         if self.broker is not None:

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from .clock import SimClock, is_night, sun
+from .tasks import cancel_and_wait
 
 FIRMWARE = "v26.3.30"
 
@@ -351,9 +352,7 @@ class OpenDtuSimulator:
 
     async def stop(self) -> None:
         if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+            await cancel_and_wait([self._poller])
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:

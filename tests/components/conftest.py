@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from unittest.mock import PropertyMock, patch
 
 import pytest
@@ -15,7 +16,11 @@ from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotEx
 from syrupy.assertion import SnapshotAssertion
 
 import custom_components.fleet_metrics as integration
+import custom_components.fleet_metrics.tasmota as tasmota
+import custom_components.fleet_metrics.tickrmeter as tickrmeter
 from custom_components.fleet_metrics.const import CONF_KIND, CONF_WEBSOCKET, DOMAIN, KIND_OPENDTU
+from custom_components.fleet_metrics.core.backoff import Backoff
+from custom_components.fleet_metrics.core.mqtt.session import BrokerSession
 from tests.opendtu_fake import FakeOpenDtu
 
 DTU_UNIQUE_ID = "34:85:18:a1:b2:c3"
@@ -91,3 +96,15 @@ def reloads(hass: HomeAssistant) -> Generator[Reloads]:
         patch.object(integration, "async_setup_entry", counting_setup),
     ):
         yield counts
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Broker sessions retry within a second, refused or not (a real one waits a minute)."""
+
+    def session(name: str, settings: Mapping[str, Any]) -> BrokerSession:
+        fast = {"initial": 0.2, "maximum": 0.5}
+        return BrokerSession(name, settings, backoff=Backoff(**fast), auth_backoff=Backoff(**fast))
+
+    monkeypatch.setattr(tasmota, "BrokerSession", session)
+    monkeypatch.setattr(tickrmeter, "BrokerSession", session)

@@ -27,8 +27,7 @@ from tests.mosquitto import Mosquitto
 from tests.opendtu_fake import FakeOpenDtu
 
 from .agents.conftest import HOST, agents_entry
-from .test_tasmota import entry_for as tasmota_entry
-from .test_tickrmeter import entry_for as tickrmeter_entry
+from .helpers import tasmota_entry, tickrmeter_entry
 from .test_translations import STRINGS
 
 

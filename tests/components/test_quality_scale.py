@@ -34,9 +34,7 @@ from custom_components.fleet_metrics.const import CONF_KIND, CONF_WEBSOCKET, DOM
 from tests.mosquitto import Mosquitto
 from tests.opendtu_fake import FakeOpenDtu
 
-from .test_tasmota import entry_for as tasmota_entry
-from .test_tasmota import publish_plug, until
-from .test_tickrmeter import entry_for as tickrmeter_entry
+from .helpers import publish_plug, tasmota_entry, tickrmeter_entry, until
 from .test_translations import STRINGS
 
 ROOT = Path(__file__).parents[2]

@@ -6,20 +6,18 @@ bring it up. Reconfigure changes a setting, refuses what does not connect, reloa
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-import custom_components.fleet_metrics.tasmota as tasmota
-import custom_components.fleet_metrics.tickrmeter as tickrmeter
 from custom_components.fleet_metrics.const import (
     CONF_KIND,
     CONF_PROTOCOL,
@@ -29,31 +27,16 @@ from custom_components.fleet_metrics.const import (
     KIND_TASMOTA,
     KIND_TICKRMETER,
 )
-from custom_components.fleet_metrics.core.backoff import Backoff
-from custom_components.fleet_metrics.core.mqtt.session import BrokerSession
 from tests.mosquitto import Mosquitto
 from tests.opendtu_fake import FakeOpenDtu, start_fake
 
 from .conftest import Reloads
+from .helpers import broker_entry, reauth_flows, until
 from .test_sensor import next_poll
-from .test_tasmota import entry_for as tasmota_entry
-from .test_tasmota import until
-from .test_tickrmeter import entry_for as tickrmeter_entry
 from .test_translations import STRINGS
 
 KINDS = [KIND_OPENDTU, KIND_TASMOTA, KIND_TICKRMETER]
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Broker sessions retry within a second, refused or not (a real one waits a minute)."""
-
-    def session(name: str, settings: Mapping[str, Any]) -> BrokerSession:
-        fast = {"initial": 0.2, "maximum": 0.5}
-        return BrokerSession(name, settings, backoff=Backoff(**fast), auth_backoff=Backoff(**fast))
-
-    monkeypatch.setattr(tasmota, "BrokerSession", session)
-    monkeypatch.setattr(tickrmeter, "BrokerSession", session)
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 @dataclass
@@ -107,14 +90,7 @@ async def kind(
         broker.users = {"fleet": password}
         await broker.start()
 
-    make = tasmota_entry if name == KIND_TASMOTA else tickrmeter_entry
-    base = make(broker)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=base.title,
-        unique_id=base.unique_id,
-        data={**base.data, CONF_USERNAME: "fleet", CONF_PASSWORD: "right"},
-    )
+    entry = broker_entry(name, broker, **{CONF_USERNAME: "fleet", CONF_PASSWORD: "right"})
     try:
         yield Kind(name, entry, set_broker_password, broker.stop, "invalid_broker_auth")
     finally:
@@ -122,12 +98,7 @@ async def kind(
 
 
 def reauth_flow_ids(hass: HomeAssistant, entry: MockConfigEntry) -> list[str]:
-    return [
-        flow["flow_id"]
-        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-        if flow["context"]["source"] == SOURCE_REAUTH
-        and flow["context"]["entry_id"] == entry.entry_id
-    ]
+    return [flow["flow_id"] for flow in reauth_flows(hass, entry.entry_id)]
 
 
 async def finish_reauth(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,20 +30,15 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator,
 from custom_components.fleet_metrics.const import (
     CONF_DISCOVERY_PREFIX,
     CONF_EXCLUDED_DEVICES,
-    CONF_KIND,
     DOMAIN,
 )
 from tests.mosquitto import Mosquitto
 
 from .conftest import Reloads
+from .helpers import PLUG_MAC, fixture, publish_plug, setup, state_of, until
+from .helpers import tasmota_entry as entry_for
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "tasmota"
-PLUG_MAC = "2CF432CC2FC5"
 PLUG = (DOMAIN, f"tasmota_{PLUG_MAC}")
-
-
-def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
 
 
 def form(broker: Mosquitto) -> dict[str, object]:
@@ -54,56 +48,6 @@ def form(broker: Mosquitto) -> dict[str, object]:
         CONF_PORT: broker.port,
         CONF_DISCOVERY_PREFIX: "tasmota/discovery",
     }
-
-
-def entry_for(broker: Mosquitto, **extra: object) -> MockConfigEntry:
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="Tasmota",
-        unique_id=f"127.0.0.1:{broker.port}/tasmota/discovery",
-        data={
-            CONF_KIND: "tasmota",
-            CONF_HOST: "127.0.0.1",
-            CONF_PORT: broker.port,
-            CONF_DISCOVERY_PREFIX: "tasmota/discovery",
-            **extra,
-        },
-    )
-
-
-async def until(hass: HomeAssistant, predicate: Callable[[], bool], timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
-            await hass.async_block_till_done()
-
-
-def state_of(hass: HomeAssistant, entity_id: str) -> str | None:
-    state = hass.states.get(entity_id)
-    return state.state if state else None
-
-
-async def publish_plug(broker: Mosquitto) -> None:
-    await broker.publish(
-        [
-            (
-                f"tasmota/discovery/{PLUG_MAC}/config",
-                fixture("discovery_config_energy_plug_v11.0.0.json"),
-            ),
-            (
-                f"tasmota/discovery/{PLUG_MAC}/sensors",
-                fixture("discovery_sensors_energy_plug_v11.0.0.json"),
-            ),
-            ("tele/NXSM200_01/LWT", b"Online"),
-        ],
-        retain=True,
-    )
-
-
-async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
 
 
 # --- config flow ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from custom_components.fleet_metrics.core.sources.tasmota.telemetry import KNOWN
 from custom_components.fleet_metrics.tasmota.fields import HEALTH_FIELDS, SENSOR_FIELDS
 from tests.mosquitto import Mosquitto
 
-from .test_tasmota import PLUG_MAC, entry_for, fixture, publish_plug, setup, state_of, until
+from .helpers import PLUG_MAC, fixture, publish_plug, setup, state_of, tasmota_entry, until
 from .test_translations import STRINGS
 
 DS18B20_MAC = "2C3AE82EB8AE"
@@ -82,7 +82,7 @@ async def test_retained_discovery_alone_makes_every_sensor_with_its_snapshot_val
     snapshot's value; telemetry then replaces it and brings what the snapshot lacked."""
     await publish_plug(mosquitto)
     await publish_ds18b20(mosquitto)
-    entry = entry_for(mosquitto)
+    entry = tasmota_entry(mosquitto)
     await setup(hass, entry)
     snapshot = energy_of("discovery_sensors_energy_plug_v11.0.0.json")
     in_snapshot = {key: entity for key, entity in PLUG_ENERGY.items() if key in snapshot}
@@ -131,7 +131,7 @@ async def test_snapshot_before_its_config_or_broken_changes_nothing(
         ],
         retain=True,
     )
-    entry = entry_for(mosquitto)
+    entry = tasmota_entry(mosquitto)
     await setup(hass, entry)
     await until(hass, lambda: state_of(hass, "binary_sensor.nxsm200_01_online") == STATE_ON)
     await until(hass, lambda: entry.runtime_data.coordinator.rejects.by_kind["shape"] == 1)
@@ -162,7 +162,7 @@ async def test_restored_state_wins_over_the_snapshot_until_telemetry(
         ),
     )
     await publish_plug(mosquitto)
-    entry = entry_for(mosquitto)
+    entry = tasmota_entry(mosquitto)
     await setup(hass, entry)
     await until(hass, lambda: state_of(hass, "sensor.nxsm200_01_energy_total") == "196.5")
     assert state_of(hass, "sensor.nxsm200_01_energy_today") == "0.0", "the snapshot's, in kWh"
@@ -184,7 +184,7 @@ async def test_a_reload_keeps_the_last_telemetry_not_the_snapshot(
     """Through HA's own restore path: telemetry is not retained, so after a reload only the
     saved state can show the last total, and it does."""
     await publish_plug(mosquitto)
-    entry = entry_for(mosquitto)
+    entry = tasmota_entry(mosquitto)
     await setup(hass, entry)
     await until(hass, lambda: state_of(hass, "sensor.nxsm200_01_energy_total") == "72.814")
     await mosquitto.publish(
@@ -217,7 +217,7 @@ async def test_single_phase_energy_in_kwh_and_wh_with_honest_state_classes(
     hass: HomeAssistant, mosquitto: Mosquitto
 ) -> None:
     await publish_plug(mosquitto)
-    entry = entry_for(mosquitto)
+    entry = tasmota_entry(mosquitto)
     await setup(hass, entry)
     await mosquitto.publish(
         [("tele/NXSM200_01/SENSOR", fixture("tele_sensor_energy_plug_pow_r2.json"))]
@@ -244,7 +244,7 @@ async def test_three_phase_meters_named_like_the_rest(
     hass: HomeAssistant, mosquitto: Mosquitto
 ) -> None:
     """Arrays become one entity per phase, "… L1"; the sums of today are energy too."""
-    await setup(hass, entry_for(mosquitto))
+    await setup(hass, tasmota_entry(mosquitto))
     await announce(hass, mosquitto, "modbus", "dual", "shelly")
     await mosquitto.publish(
         [
@@ -298,7 +298,7 @@ async def test_three_phase_meters_named_like_the_rest(
 async def test_an_unknown_field_gets_a_readable_name_and_no_unit(
     hass: HomeAssistant, mosquitto: Mosquitto
 ) -> None:
-    await setup(hass, entry_for(mosquitto))
+    await setup(hass, tasmota_entry(mosquitto))
     await announce(hass, mosquitto, "plug")
     payload = json.loads(fixture("tele_sensor_energy_plug_pow_r2.json"))
     payload["ENERGY"]["FooBar"] = 12.5

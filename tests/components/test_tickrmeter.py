@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-import orjson
 import pytest
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
-from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
@@ -26,94 +22,38 @@ from custom_components.fleet_metrics.const import (
     CONF_KIND,
     CONF_P95_LATENCY,
     CONF_REQUEST_TOPIC,
-    CONF_STATUS_TOPIC,
-    CONF_STREAM_TOPIC,
     CONF_SYMBOLS,
     CONF_TIMEOUT_RATIO,
     CONF_UPDATE_INTERVAL,
-    DOMAIN,
     EVENT_SYMBOL_DEGRADED,
     EVENT_SYMBOL_RECOVERED,
     KIND_TICKRMETER,
 )
 from custom_components.fleet_metrics.core.sources.tickrmeter.health import Thresholds
-from tests.components.test_tasmota import state_of, until
 from tests.mosquitto import Mosquitto
 
 from .conftest import Reloads
-
-ENTRY_ID = "01JTICKRMETERFLEETTEST00000"
-FLEET = "sensor.tickrmeter_fleet"
-TOPICS = {
-    CONF_REQUEST_TOPIC: "STOCKPRICEUPDATE",
-    CONF_STATUS_TOPIC: "DEVICESTATUS_RES",
-    CONF_BOOT_TOPICS: "TICKRMETERBOOT, DEVICE_BOOTED",
-    CONF_STREAM_TOPIC: "HTTPSTREAMSTOCKS",
-}
-
-
-def entry_for(broker: Mosquitto, **options: object) -> MockConfigEntry:
-    return MockConfigEntry(
-        domain=DOMAIN,
-        entry_id=ENTRY_ID,
-        title="TickrMeter fleet",
-        unique_id=f"127.0.0.1:{broker.port}/tickrmeter/STOCKPRICEUPDATE",
-        data={CONF_KIND: KIND_TICKRMETER, CONF_HOST: "127.0.0.1", CONF_PORT: broker.port, **TOPICS},
-        options=options,
-    )
-
-
-def device(index: int) -> str:
-    return f"08A6F792DD{index:02X}"
-
-
-def request(index: int, symbol: str) -> tuple[str, bytes]:
-    body = {"type": "UPDATE", "device": device(index), "symbol": symbol}
-    return "STOCKPRICEUPDATE", orjson.dumps(body)
-
-
-def answer(index: int, symbol: str) -> tuple[str, bytes]:
-    return device(index), orjson.dumps({"symbol": symbol, "price": "$118593", "type": "UPDATE"})
-
-
-def status(index: int, firmware: str, battery: int) -> tuple[str, bytes]:
-    body = {"status": "online", "firmware_version": firmware, "device": device(index),
-            "battery": str(battery)}  # fmt: skip
-    return "DEVICESTATUS_RES", orjson.dumps(body)
-
-
-async def traffic(broker: Mosquitto, symbol: str, devices: int, delay: float) -> None:
-    await broker.publish([request(i, symbol) for i in range(devices)])
-    await asyncio.sleep(delay)
-    await broker.publish([answer(i, symbol) for i in range(devices)])
-
-
-async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-async def tick(hass: HomeAssistant, seconds: float = 5) -> None:
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
-    await hass.async_block_till_done()  # not the background tasks: the session runs forever
-
+from .helpers import (
+    FLEET,
+    TICKRMETER_TOPICS,
+    device,
+    setup,
+    start_tickrmeter_flow,
+    state_of,
+    status,
+    tick,
+    traffic,
+    until,
+)
+from .helpers import tickrmeter_entry as entry_for
 
 # --- config flow ------------------------------------------------------------------------
-
-
-async def start_flow(hass: HomeAssistant) -> dict:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    assert KIND_TICKRMETER in result["menu_options"]
-    return await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": KIND_TICKRMETER}
-    )
 
 
 async def test_flow_creates_entry_with_default_topics(
     hass: HomeAssistant, mosquitto: Mosquitto
 ) -> None:
-    result = await start_flow(hass)
+    result = await start_tickrmeter_flow(hass)
     assert result["step_id"] == KIND_TICKRMETER
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: mosquitto.port}
@@ -121,7 +61,8 @@ async def test_flow_creates_entry_with_default_topics(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "TickrMeter fleet"
     assert result["data"] == {
-        CONF_KIND: KIND_TICKRMETER, CONF_HOST: "127.0.0.1", CONF_PORT: mosquitto.port, **TOPICS,
+        CONF_KIND: KIND_TICKRMETER, CONF_HOST: "127.0.0.1", CONF_PORT: mosquitto.port,
+        **TICKRMETER_TOPICS,
         "protocol": "3.1.1", "tls": False, "tls_insecure": False,
     }  # fmt: skip
     assert result["result"].unique_id == f"127.0.0.1:{mosquitto.port}/tickrmeter/STOCKPRICEUPDATE"
@@ -130,7 +71,7 @@ async def test_flow_creates_entry_with_default_topics(
     entity_ids = hass.states.async_entity_ids()
     assert "sensor.tickrmeter_fleet_latency_p95" in entity_ids
     assert not [entity_id for entity_id in entity_ids if "127" in entity_id]
-    duplicate = await start_flow(hass)
+    duplicate = await start_tickrmeter_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         duplicate["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: mosquitto.port}
     )
@@ -141,7 +82,7 @@ async def test_flow_refuses_wildcards_and_an_unreachable_broker(
     hass: HomeAssistant, tmp_path: Path
 ) -> None:
     broker = Mosquitto(tmp_path)  # not started
-    result = await start_flow(hass)
+    result = await start_tickrmeter_flow(hass)
     form = {CONF_HOST: "127.0.0.1", CONF_PORT: broker.port}
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {**form, CONF_REQUEST_TOPIC: "STOCK/#", CONF_BOOT_TOPICS: " , "}

@@ -22,11 +22,10 @@ from custom_components.fleet_metrics.core.sources.tickrmeter.health import Thres
 from custom_components.fleet_metrics.core.sources.tickrmeter.state import FORMAT
 from custom_components.fleet_metrics.tickrmeter.coordinator import TickrMeterCoordinator
 from custom_components.fleet_metrics.tickrmeter.store import STORE_VERSION, store_key
-from tests.components.test_tasmota import state_of, until
 from tests.mosquitto import Mosquitto
 
 from .conftest import Reloads
-from .test_tickrmeter import FLEET, entry_for, setup, status, tick, traffic
+from .helpers import FLEET, setup, state_of, status, tick, tickrmeter_entry, traffic, until
 
 KEY = store_key("01JTICKRMETERFLEETTEST00000")
 
@@ -58,7 +57,7 @@ async def test_options_apply_in_place_and_keep_the_statistics(
     reloads: Reloads,
     entity_registry: er.EntityRegistry,
 ) -> None:
-    entry = entry_for(mosquitto, **{CONF_SYMBOLS: ["AAPL"]})
+    entry = tickrmeter_entry(mosquitto, **{CONF_SYMBOLS: ["AAPL"]})
     await setup(hass, entry)
     coordinator = await fleet_with_history(hass, mosquitto)
     before = windows(coordinator)
@@ -93,7 +92,7 @@ async def test_options_apply_in_place_and_keep_the_statistics(
 async def test_a_restart_restores_devices_counters_and_windows(
     hass: HomeAssistant, mosquitto: Mosquitto, hass_storage: dict[str, Any]
 ) -> None:
-    entry = entry_for(mosquitto)
+    entry = tickrmeter_entry(mosquitto)
     await setup(hass, entry)
     coordinator = await fleet_with_history(hass, mosquitto)
     before = windows(coordinator)
@@ -119,7 +118,7 @@ async def test_ha_stopping_writes_the_statistics_at_the_final_write(
     hass: HomeAssistant, mosquitto: Mosquitto, hass_storage: dict[str, Any]
 ) -> None:
     """Entries are not unloaded when HA stops: the stop event schedules the save."""
-    entry = entry_for(mosquitto)
+    entry = tickrmeter_entry(mosquitto)
     await setup(hass, entry)
     await fleet_with_history(hass, mosquitto)
     assert KEY not in hass_storage
@@ -163,7 +162,7 @@ async def test_a_corrupt_or_foreign_store_is_ignored_with_a_warning(
     warning: str,
 ) -> None:
     hass_storage[KEY] = {"key": KEY, "minor_version": 1, **stored}
-    entry = entry_for(mosquitto)
+    entry = tickrmeter_entry(mosquitto)
     await setup(hass, entry)
     assert entry.state is ConfigEntryState.LOADED
     assert warning in caplog.text
@@ -173,7 +172,7 @@ async def test_a_corrupt_or_foreign_store_is_ignored_with_a_warning(
 async def test_removing_the_entry_deletes_its_statistics(
     hass: HomeAssistant, mosquitto: Mosquitto, hass_storage: dict[str, Any]
 ) -> None:
-    entry = entry_for(mosquitto)
+    entry = tickrmeter_entry(mosquitto)
     await setup(hass, entry)
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert KEY in hass_storage

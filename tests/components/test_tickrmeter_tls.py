@@ -23,10 +23,9 @@ from custom_components.fleet_metrics.const import (
     CONF_TLS_INSECURE,
     DOMAIN,
 )
-from tests.components.test_tasmota import state_of, until
 from tests.mosquitto import Mosquitto
 
-from .test_tickrmeter import FLEET, start_flow
+from .helpers import FLEET, start_tickrmeter_flow, state_of, until
 
 
 @pytest.fixture
@@ -51,7 +50,7 @@ def tls_form(broker: Mosquitto, **changes: Any) -> dict[str, Any]:
 
 
 async def submit(hass: HomeAssistant, form: dict[str, Any]) -> dict[str, Any]:
-    result = await start_flow(hass)
+    result = await start_tickrmeter_flow(hass)
     return await hass.config_entries.flow.async_configure(result["flow_id"], form)
 
 

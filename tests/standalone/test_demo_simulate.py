@@ -4,7 +4,6 @@ need, and the core sources read every kind of simulated device from those addres
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import signal
 
@@ -15,6 +14,7 @@ from fleet_metrics.core.sample import Sample
 from fleet_metrics.core.source import Source, SourceContext
 from fleet_metrics.core.sources import KINDS
 
+from .helpers import running
 from .runner_process import RunnerProcess, processes  # noqa: F401 - the fixture
 
 BROKER = re.compile(r"Tasmota devices:  host (\S+), port (\d+)")
@@ -48,9 +48,7 @@ async def test_simulate_prints_the_flows_and_every_kind_produces_samples(
         source("opendtu", url=dtu.group(1), interval=0.5),
     ]
     samples: dict[str, list[Sample]] = {s.kind: [] for s in sources}
-    tasks = [asyncio.create_task(session.run())]
-    tasks += [asyncio.create_task(s.run(samples[s.kind].append)) for s in sources]
-    try:
+    async with running(session.run(), *(s.run(samples[s.kind].append) for s in sources)):
         async with asyncio.timeout(20):
             while not all(samples.values()) or not any(
                 s.measurement == "tasmota_energy" for s in samples["tasmota"]
@@ -58,12 +56,6 @@ async def test_simulate_prints_the_flows_and_every_kind_produces_samples(
                 await asyncio.sleep(0.05)
         # A status line every few seconds says what the simulators sent.
         await sim.wait_for(lambda: "messages sent" in sim.stderr, timeout=15)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
     assert all(s.stats.parse_errors == 0 for s in sources)
     sim.signal(signal.SIGTERM)
     assert await sim.wait(timeout=10) == 0

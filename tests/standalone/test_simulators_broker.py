@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 
 import aiomqtt
@@ -17,6 +16,8 @@ from fleet_metrics.simulators.broker import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from .helpers import running
 
 
 async def test_port_zero_gets_a_free_port_that_carries_retained_messages() -> None:
@@ -66,25 +67,22 @@ async def test_publish_forever_reconnects_and_keeps_the_publisher_state(
             sent.append(len(sent))
             await asyncio.sleep(0.02)
 
-    task = asyncio.create_task(publish_forever(address, "counter", publisher))
     try:
-        async with asyncio.timeout(5):
-            while len(sent) < 3:
-                await asyncio.sleep(0.01)
-        await broker.stop()  # the connection is lost; the loop waits and retries
-        await asyncio.sleep(0.3)
-        assert not task.done()
-        before = len(sent)
-        broker = EmbeddedBroker(port=address.port)
-        await broker.start()
-        async with asyncio.timeout(10):
-            while len(sent) < before + 3:
-                await asyncio.sleep(0.02)
-        assert sent == list(range(len(sent)))  # one counter across both connections
+        async with running(publish_forever(address, "counter", publisher)) as (task,):
+            async with asyncio.timeout(5):
+                while len(sent) < 3:
+                    await asyncio.sleep(0.01)
+            await broker.stop()  # the connection is lost; the loop waits and retries
+            await asyncio.sleep(0.3)
+            assert not task.done()
+            before = len(sent)
+            broker = EmbeddedBroker(port=address.port)
+            await broker.start()
+            async with asyncio.timeout(10):
+                while len(sent) < before + 3:
+                    await asyncio.sleep(0.02)
+            assert sent == list(range(len(sent)))  # one counter across both connections
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await broker.stop()
 
 

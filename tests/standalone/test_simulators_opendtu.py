@@ -19,6 +19,8 @@ from fleet_metrics.simulators.opendtu import OpenDtuSimulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from .helpers import running
+
 HM800, HMS2000 = "114182345678", "116491234567"
 
 
@@ -74,15 +76,9 @@ async def test_live_pushes_merge_and_yields_grow() -> None:
         def on_update(_: DtuSnapshot, updated: list[Inverter]) -> None:
             updates.append(updated)
 
-        stream = asyncio.create_task(collector.stream(on_update))
-        try:
-            async with asyncio.timeout(10):
-                while len(updates) < 6:
-                    await asyncio.sleep(0.02)
-        finally:
-            stream.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stream
+        async with running(collector.stream(on_update)), asyncio.timeout(10):
+            while len(updates) < 6:
+                await asyncio.sleep(0.02)
     assert collector.parse_errors == 0
     assert {i.serial for batch in updates for i in batch} == {HM800, HMS2000}
     assert collector.snapshot is not None
@@ -95,17 +91,9 @@ async def test_the_core_source_emits_inverter_and_string_samples() -> None:
         config = vol.Schema(SCHEMA)({"url": url, "interval": 0.5})
         source = OpenDtuSource("roof", config)
         samples: list[Sample] = []
-        task = asyncio.create_task(source.run(samples.append))
-        try:
-            async with asyncio.timeout(10):
-                while not {"opendtu_inverter", "opendtu_string"} <= {
-                    s.measurement for s in samples
-                }:
-                    await asyncio.sleep(0.02)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async with running(source.run(samples.append)), asyncio.timeout(10):
+            while not {"opendtu_inverter", "opendtu_string"} <= {s.measurement for s in samples}:
+                await asyncio.sleep(0.02)
     assert source.connected is True
     assert source.stats.parse_errors == 0
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 import orjson
@@ -22,18 +21,7 @@ from fleet_metrics.simulators.tasmota import TasmotaSimulator, default_devices
 
 from tests.mosquitto import Mosquitto
 
-
-@contextlib.asynccontextmanager
-async def running(*coroutines: object) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(c) for c in coroutines]  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+from .helpers import running
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:

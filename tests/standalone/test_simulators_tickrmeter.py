@@ -4,7 +4,6 @@ timing (slow symbol, backend outage), and through a real Mosquitto into the sour
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import voluptuous as vol
 from fleet_metrics.core.backoff import Backoff
@@ -24,6 +23,8 @@ from fleet_metrics.simulators.tickrmeter import (
 )
 
 from tests.mosquitto import Mosquitto
+
+from .helpers import running
 
 
 def test_on_a_simulated_clock_the_tracker_finds_the_slow_and_the_failing_symbol() -> None:
@@ -70,24 +71,17 @@ async def test_through_a_broker_the_source_sees_the_whole_fleet(mosquitto: Mosqu
     config = vol.Schema(SCHEMA)({"broker": "home", "tick": 0.3})
     source = TickrMeterSource("fleet", config, SourceContext({"home": session}))
     samples: list[Sample] = []
-    tasks = [asyncio.create_task(session.run()), asyncio.create_task(source.run(samples.append))]
     address = BrokerAddress("127.0.0.1", mosquitto.port)
-    try:
+    async with running(session.run(), source.run(samples.append)):
         await asyncio.wait_for(session.wait_connected(), 10)
         await asyncio.sleep(0.2)
-        tasks.append(asyncio.create_task(publish_forever(address, "tickrmeter-sim", simulator.run)))
-        async with asyncio.timeout(15):
-            while source.tracker.counts.received["status"] < 60 or not any(
-                s.measurement == "tickrmeter_devices" and s.fields.get("known") == 60
-                for s in samples
-            ):
-                await asyncio.sleep(0.05)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async with running(publish_forever(address, "tickrmeter-sim", simulator.run)):
+            async with asyncio.timeout(15):
+                while source.tracker.counts.received["status"] < 60 or not any(
+                    s.measurement == "tickrmeter_devices" and s.fields.get("known") == 60
+                    for s in samples
+                ):
+                    await asyncio.sleep(0.05)
     assert source.stats.parse_errors == 0
     assert len(source.tracker.correlator.symbols) == len(SYMBOLS)
     assert sum(s.responses for s in source.tracker.correlator.symbols.values()) > 0

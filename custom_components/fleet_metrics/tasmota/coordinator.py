@@ -12,7 +12,7 @@ from ..const import LIVE_UPDATE_MIN_INTERVAL
 from ..core.mqtt.session import BrokerSession, ConnectionState
 from ..core.sources.tasmota.topics import FullTopic
 from ..core.sources.tasmota.tracker import DeviceState, TasmotaTracker
-from ..repairs import ISSUE_BROKER_AUTH, async_set_issue
+from ..repairs import async_broker_state_changed
 from ..throttle import ThrottledNotifier
 
 _LOGGER = logging.getLogger(__name__)
@@ -67,12 +67,8 @@ class TasmotaCoordinator(DataUpdateCoordinator[dict[str, DeviceState]]):
 
     @callback
     def _on_state_change(self, state: ConnectionState) -> None:
-        """A broker that starts refusing the credentials is a repair issue and a reauth (the
-        session keeps retrying, so a fix on the broker's side clears both)."""
-        if state is ConnectionState.AUTH_FAILED:
-            async_set_issue(self.hass, self.config_entry, ISSUE_BROKER_AUTH, True)
-            self.config_entry.async_start_reauth(self.hass)
-        elif state is ConnectionState.CONNECTED:
-            async_set_issue(self.hass, self.config_entry, ISSUE_BROKER_AUTH, False)
+        """Refused credentials raise the repair issue (``repairs``); entities follow the
+        connection, so a lost broker shows them unavailable."""
+        async_broker_state_changed(self.hass, self.config_entry, state)
         self.last_update_success = state is ConnectionState.CONNECTED
         self.async_update_listeners()

@@ -15,7 +15,7 @@ from ..const import EVENT_SYMBOL_DEGRADED, EVENT_SYMBOL_RECOVERED
 from ..core.mqtt.session import BrokerSession, ConnectionState
 from ..core.sources.tickrmeter.health import SymbolHealth, Transition
 from ..core.sources.tickrmeter.snapshot import FleetSnapshot, SnapshotTaker
-from ..repairs import ISSUE_BROKER_AUTH, async_set_issue
+from ..repairs import async_broker_state_changed
 from .options import interval_from_options, symbols_from_options, thresholds_from_options
 
 _LOGGER = logging.getLogger(__name__)
@@ -107,11 +107,7 @@ class TickrMeterCoordinator(DataUpdateCoordinator[FleetSnapshot]):
 
     @callback
     def _on_state_change(self, state: ConnectionState) -> None:
-        """A broker that starts refusing the credentials is a repair issue and a reauth (the
-        session keeps retrying, so a fix on the broker's side clears both)."""
-        if state is ConnectionState.AUTH_FAILED:
-            async_set_issue(self.hass, self.config_entry, ISSUE_BROKER_AUTH, True)
-            self.config_entry.async_start_reauth(self.hass)
-        elif state is ConnectionState.CONNECTED:
-            async_set_issue(self.hass, self.config_entry, ISSUE_BROKER_AUTH, False)
+        """Refused credentials raise the repair issue (``repairs``); listeners re-read the
+        connection state."""
+        async_broker_state_changed(self.hass, self.config_entry, state)
         self.async_update_listeners()
