@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from ...sample import FieldValue, Sample
+from ...sample import CompleteSet, FieldValue, Sample, SetSample
 from ...units import scale
 from .models import DtuSnapshot, Inverter
 
@@ -127,7 +127,9 @@ def snapshot_samples(
         "chip_model": snapshot.system.chip_model or "",
         "hostname": snapshot.system.hostname or "",
     }
-    samples.append(Sample("opendtu_dtu", info_tags, {"info": 1}, now))
+    # One info series per DTU: a firmware update replaces the old one at once.
+    info = CompleteSet(frozenset({"info"}), scope=("dtu",))
+    samples.append(SetSample("opendtu_dtu", info_tags, {"info": 1}, now, complete=info))
     for inverter in snapshot.inverters.values() if inverters is None else inverters:
         samples.extend(inverter_samples(dtu, inverter, now))
     return samples

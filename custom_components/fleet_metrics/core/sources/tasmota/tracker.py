@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ...rejects import Rejects
-from ...sample import FieldValue, Sample
+from ...sample import CompleteSet, FieldValue, Sample, SetSample
 from .discovery import DiscoveryError, TasmotaDevice, parse_config, parse_sensors
 from .limits import Limits, normal_mac, valid_topic_level
 from .telemetry import (
@@ -244,7 +244,9 @@ class TasmotaTracker:
             "firmware": device.firmware or "",
             "model": device.model or "",
         }
-        return [Sample("tasmota_device", info_tags, {"info": 1})]
+        # One info series per device: a firmware upgrade replaces the old one at once.
+        info = CompleteSet(frozenset({"info"}), scope=("topic",))
+        return [SetSample("tasmota_device", info_tags, {"info": 1}, time.time_ns(), complete=info)]
 
     # --- device table --------------------------------------------------------------------
 
