@@ -18,7 +18,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -243,6 +243,11 @@ class Runner:
         if isinstance(source, AgentsSource):
             source.flush_output = self._flush_for_agents  # acks wait for the output
             source.write_lines = self.line_protocol.add_lines  # encoded by the hub
+            # Pause the agents before the output's buffer would drop their lines.
+            limits = source.hub.limits
+            room = max(1, self.line_protocol.max_buffer // 2)
+            if limits.max_pending_lines > room:
+                source.hub.limits = replace(limits, max_pending_lines=room)
             source.exposition.ttl = self.config["prometheus"]["ttl"]
         self.supervisor.start(source)
         _LOGGER.info(

@@ -336,6 +336,11 @@ def _agents(source: AgentsSource) -> Iterator[Metric]:
                 stats.rewound,
             ),
             (
+                "throttled",
+                "Times the agents were paused because the outputs were behind (backpressure).",
+                stats.throttled,
+            ),
+            (
                 "checkpoints_failed",
                 "Times applied batches could not be made durable (output or database failed);"
                 " their acks wait for the next flush.",

@@ -3,6 +3,7 @@ gaps, caps, and acks that wait until the owner made a batch durable."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from custom_components.fleet_metrics.core.agent.protocol import (
     Ack,
     Batch,
     Hello,
+    decode,
+    encode,
 )
 from custom_components.fleet_metrics.core.exporters.line_protocol import LineEncoder
 from custom_components.fleet_metrics.core.exporters.prometheus import format_value
@@ -418,3 +421,67 @@ def test_lines_written_directly_are_those_the_emitted_samples_encode_to() -> Non
 @given(st.floats() | st.integers(-(2**70), 2**70).map(float) | st.sampled_from([1e6, 1234567.0]))
 def test_values_are_written_as_prometheus_client_writes_them(value: float) -> None:
     assert _value(value) == format_value(value)  # prometheus_client.utils.floatToGoString
+
+
+async def test_a_server_behind_its_outputs_stops_reading_until_the_next_checkpoint() -> None:
+    """Backpressure: past ``max_pending_lines`` lines since the last checkpoint the hub is
+    throttled and ``room`` waits; the checkpoint (the owner is about to write those lines)
+    lets every waiter go, and so does stopping."""
+    r = rig(deferred=True, max_pending_lines=10)
+    written: list[str] = []
+    r.hub.set_emit(r.emitted.append, written.extend)
+    state, conn = join(r)
+    seq = 0
+    while not r.hub.throttled:
+        seq += 1
+        r.hub.apply(state, conn, batch(seq, samples=3))
+    assert r.hub.pending_lines == len(written) >= 10 and r.hub.stats.throttled == 1
+    waiters = [asyncio.create_task(r.hub.room()) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    assert not any(w.done() for w in waiters)
+    r.hub.committed(r.hub.checkpoint())
+    await asyncio.wait_for(asyncio.gather(*waiters), 1.0)
+    assert not r.hub.throttled and r.hub.pending_lines == 0 and conn.acks == [seq]
+    # Throttled again, then stopping: the waiter returns and the endpoint sees the hub closed.
+    while not r.hub.throttled:
+        seq += 1
+        r.hub.apply(state, conn, batch(seq, samples=3))
+    waiter = asyncio.create_task(r.hub.room())
+    await asyncio.sleep(0.01)
+    r.hub.close_all()
+    await asyncio.wait_for(waiter, 1.0)
+    assert not r.hub.is_current(state, conn)
+
+
+def test_a_decoded_batch_is_applied_as_the_batch_it_was_encoded_from() -> None:
+    """The runner applies decoded batches (``WireSample`` tuples, no ``Sample``): the lines
+    and the readings are the same as for the agent's own ``Sample`` objects."""
+    readings = (
+        Sample("cpu", {"cpu": "total"}, {"user": 1.5, "idle": 7.0}, 5, frozenset({"user"})),
+        Sample(
+            "network",
+            {"device": "eth0"},
+            {"receive_bytes": 10, "transmit_bytes": 3},
+            5,
+            frozenset({"receive_bytes", "transmit_bytes"}),
+        ),
+        Sample("disk", {"device": "sda"}, {"read_bytes": 7, "io_time_seconds": 1.25}, 5),
+        Sample("memory", {}, {"total_bytes": 100, "available_bytes": 40}, 5),
+        Sample("collector", {"collector": "cpu"}, {"success": 1, "duration_seconds": 0.1}, 5),
+    )
+    direct, decoded = rig(), rig()
+    lines: dict[str, list[str]] = {"direct": [], "decoded": []}
+    direct.hub.set_emit(direct.emitted.append, lines["direct"].extend)
+    decoded.hub.set_emit(decoded.emitted.append, lines["decoded"].extend)
+    joined = {id(r): join(r) for r in (direct, decoded)}
+    for seq in (1, 2):  # the second batch has telegraf's CPU usage (from the previous one)
+        original = Batch(seq, 1000.0 + seq, readings)
+        wire = decode(encode(original))
+        assert isinstance(wire, Batch) and wire == original
+        for r, applied in ((direct, original), (decoded, wire)):
+            r.hub.apply(*joined[id(r)], applied)
+    assert lines["decoded"] == lines["direct"] and len(lines["direct"]) == 10
+    assert up(decoded) == up(direct)
+    assert scraped(decoded, "node_network_receive_bytes_total") == scraped(
+        direct, "node_network_receive_bytes_total"
+    )

@@ -15,7 +15,9 @@ seconds, closing a peer that stops answering.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import weakref
 from typing import Final
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
@@ -45,35 +47,73 @@ _READ_CAP: Final = 2 * MAX_MESSAGE_BYTES
 _DEAD_LETTER_BYTES: Final = 4096
 
 
+class _AckSender:
+    """Every deferred ack of one event loop, sent by one task.
+
+    A checkpoint acks every host at once (a thousand a second in the bench); a task per
+    connection per checkpoint was a measurable share of the server's CPU. Acks are
+    cumulative, so a connection waiting here keeps only its newest. A connection whose peer
+    does not read (its transport holds more than ``_STALLED_BYTES``) is passed over, so that
+    it cannot hold up the others' acks; it gets its ack with a later checkpoint, or aiohttp's
+    heartbeat ends it.
+    """
+
+    __slots__ = ("_pending", "_task")
+
+    def __init__(self) -> None:
+        self._pending: dict[_WsConnection, Ack] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, connection: _WsConnection, ack: Ack) -> None:
+        self._pending[connection] = ack
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        try:
+            while self._pending:
+                pending, self._pending = self._pending, {}
+                for connection, ack in pending.items():
+                    await connection.send_now(ack)
+        finally:
+            self._task = None
+
+
+_STALLED_BYTES: Final = 16_384
+_senders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AckSender] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class _WsConnection:
     """A hub ``Connection``: closing and deferred acks are scheduled, since the hub never
-    waits. One ack task at a time: an ack asked for while one is being sent replaces the
-    waiting one (acks are cumulative, so only the highest matters)."""
+    waits; acks go through the loop's one ``_AckSender``."""
 
-    __slots__ = ("_ack_task", "_closing", "_next_ack", "ws")
+    __slots__ = ("__weakref__", "_closing", "_sender", "transport", "ws")
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
         self.ws = ws
+        self.transport = transport
         self._closing: asyncio.Task[bool] | None = None
-        self._ack_task: asyncio.Task[None] | None = None
-        self._next_ack: Ack | None = None
+        loop = asyncio.get_running_loop()
+        sender = _senders.get(loop)
+        if sender is None:
+            sender = _senders[loop] = _AckSender()
+        self._sender = sender
 
     def send_ack(self, ack: Ack) -> None:
+        if self._closing is None and not self.ws.closed:
+            self._sender.add(self, ack)
+
+    async def send_now(self, ack: Ack) -> None:
         if self._closing is not None or self.ws.closed:
             return
-        self._next_ack = ack
-        if self._ack_task is None:
-            self._ack_task = asyncio.get_running_loop().create_task(self._send_acks())
-
-    async def _send_acks(self) -> None:
-        try:
-            while (ack := self._next_ack) is not None:
-                self._next_ack = None
-                await self.ws.send_str(encode(ack).decode())
-        except (ConnectionError, RuntimeError):
-            pass  # the connection is going; the agent gets the ack after it reconnects
-        finally:
-            self._ack_task = None
+        transport = self.transport
+        if transport is not None and transport.get_write_buffer_size() > _STALLED_BYTES:
+            return  # the peer does not read: the others' acks must not wait for it
+        # A connection going away: its agent gets the ack after it reconnects.
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_str(encode(ack).decode())
 
     def close(self, code: int, reason: str) -> None:
         if self._closing is None and not self.ws.closed:
@@ -116,7 +156,7 @@ async def handle_agent(request: web.Request, hub: Hub) -> web.StreamResponse:
         await ws.close(code=refused.code, message=b"not authorised")
         return ws
     hub.limiter.success(address)
-    connection = _WsConnection(ws)
+    connection = _WsConnection(ws, request.transport)
     try:
         welcome = hub.connect(state, connection, hello)
         await ws.send_str(encode(welcome).decode())
@@ -131,6 +171,8 @@ async def handle_agent(request: web.Request, hub: Hub) -> web.StreamResponse:
             except ProtocolError as err:
                 await _refuse(ws, hub, err, hello.host, message.data)
                 break
+            if hub.throttled:  # the outputs are behind: stop reading until they catch up
+                await hub.room()
             ack = hub.apply(state, connection, batch)
             if ack is not None:
                 await ws.send_str(encode(ack).decode())

@@ -33,7 +33,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ...agent.protocol import CLOSE_NOT_AUTHORISED, CLOSE_REPLACED, Ack, Batch, Hello, Welcome
+from ...agent.protocol import (
+    CLOSE_NOT_AUTHORISED,
+    CLOSE_REPLACED,
+    Ack,
+    Batch,
+    Hello,
+    SampleData,
+    Welcome,
+)
 from ...exporters.line_protocol import LineEncoder
 from ...rejects import Rejects
 from ...sample import Sample
@@ -88,6 +96,11 @@ class HubLimits:
     max_hosts: int = 10_000
     max_samples_per_batch: int = 5_000
     max_series_per_host: int = 10_000
+    # Line protocol lines applied between two checkpoints before the endpoints stop reading
+    # (backpressure): half the line protocol output's default buffer, so that a server
+    # running behind pauses its agents (they keep their batches) instead of overflowing the
+    # output, which would rewind and disconnect every host.
+    max_pending_lines: int = 50_000
 
 
 @dataclass(slots=True)
@@ -103,6 +116,7 @@ class HubStats:
     revoked: int = 0  # live connections cut because the host was removed or rotated
     hosts_over_cap: int = 0
     rewound: int = 0  # batches applied, then lost by an output before they were durable
+    throttled: int = 0  # times the endpoints stopped reading until the next checkpoint
     closed_by_code: dict[int, int] = field(default_factory=dict)  # protocol faults, by code
 
     def closed_with(self, code: int) -> None:
@@ -182,6 +196,13 @@ class Hub:
         self._on_batch: list[BatchListener] = []
         self._last_reload = 0.0
         self.closed = False  # stopping: nothing is applied or acked any more
+        self.pending_lines = 0  # lines written since the last checkpoint
+        self.throttled = False  # pending_lines reached the cap: wait for ``room``
+        self._room: asyncio.Event | None = None
+        self._throttle_logged = 0.0
+        # Called when the hub becomes throttled: the owner checkpoints at once rather than
+        # at its next tick, so the agents wait only as long as the outputs' write takes.
+        self.on_throttled: Callable[[], None] | None = None
 
     def set_emit(
         self,
@@ -341,14 +362,14 @@ class Hub:
             return None if self.deferred_acks else Ack(state.last_seq)
         if batch.seq > state.last_seq + 1:
             state.seq_gaps += batch.seq - state.last_seq - 1
-        samples = batch.samples
+        samples = batch.readings  # decoded tuples: no ``Sample`` is made on this path
         limit = self.limits.max_samples_per_batch
         if len(samples) > limit:
             state.samples_dropped += len(samples) - limit
             samples = samples[:limit]
         readings = state.readings
-        max_series = self.limits.max_series_per_host
-        kept: list[Sample] = []
+        room = self.limits.max_series_per_host - state.series_count
+        dropped: list[SampleData] = []
         for sample in samples:
             measurement = sample.measurement
             by_tags = readings.get(measurement)
@@ -360,26 +381,43 @@ class Hub:
                 reading.fields = sample.fields
                 reading.counters = sample.counters
                 reading.arrived = now
-            elif state.series_count < max_series:
-                state.series_count += 1
+            elif room > 0:
+                room -= 1
                 by_tags[key] = Reading(sample.fields, sample.counters, now)
             else:
-                state.samples_dropped += 1
+                dropped.append(sample)
                 if not by_tags:
                     del readings[measurement]
-                continue
-            kept.append(sample)
+        state.series_count = self.limits.max_series_per_host - room
+        if dropped:  # over the series cap (rare): only the kept samples become lines
+            state.samples_dropped += len(dropped)
+            gone = {id(sample) for sample in dropped}
+            samples = tuple([sample for sample in samples if id(sample) not in gone])
         if self._write_lines is not None:
             lines: list[str] = []
-            state.naming.lines(kept, self._encoder, lines)
+            state.naming.lines(samples, self._encoder, lines)
             self._write_lines(lines)
+            self.pending_lines += len(lines)
+            if self.pending_lines >= self.limits.max_pending_lines and not self.throttled:
+                self.throttled = True
+                self.stats.throttled += 1
+                if self.stats.throttled == 1 or time.monotonic() - self._throttle_logged > 60:
+                    self._throttle_logged = time.monotonic()
+                    _LOGGER.info(
+                        "agents: %d lines since the last flush; pausing the agents until the"
+                        " next one (%d times so far)",
+                        self.pending_lines,
+                        self.stats.throttled,
+                    )
+                if self.on_throttled is not None:
+                    self.on_throttled()
         elif self._emit is not _drop:  # Home Assistant's hub has no line protocol output
             out: list[Sample] = []
-            for sample in kept:
+            for sample in samples:
                 state.naming.map(sample, out)
             emit = self._emit
-            for sample in out:
-                emit(sample)
+            for line_sample in out:
+                emit(line_sample)
         state.last_seq = batch.seq
         state.batches_received += 1
         if batch.time < state.connected_at - REPLAY_SLACK:
@@ -394,6 +432,22 @@ class Hub:
             return None
         state.acked_seq = batch.seq
         return Ack(batch.seq)
+
+    async def room(self) -> None:
+        """Return once the next checkpoint has taken what is pending (see
+        ``HubLimits.max_pending_lines``); the endpoint awaits this while ``throttled``, so
+        the agents' frames wait in their sockets and in their own buffers."""
+        while self.throttled and not self.closed:
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+
+    def _make_room(self) -> None:
+        self.pending_lines = 0
+        self.throttled = False
+        if self._room is not None:
+            self._room.set()
+            self._room = None
 
     def disconnect(self, state: HostState, connection: Connection) -> None:
         """``connection`` ended; only the host's current connection starts the grace."""
@@ -417,6 +471,7 @@ class Hub:
         """Stop: close every connection; from now on nothing is applied (so what the owner
         saves next is final) and no hello is accepted."""
         self.closed = True
+        self._make_room()  # throttled endpoints wake up and see the hub closed
         for state in self.hosts.values():
             if state.offline_timer is not None:
                 state.offline_timer.cancel()
@@ -445,6 +500,7 @@ class Hub:
                          state.agent_version)
             )  # fmt: skip
         self._dirty.clear()
+        self._make_room()  # what was pending is the owner's to write now
         return Checkpoint(tuple(marks), tuple(progress))
 
     def committed(self, checkpoint: Checkpoint) -> None:

@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
+from ...agent.protocol import SampleData
 from ...exporters.line_protocol import LineEncoder, format_field_value, series_head
 from ...sample import SINK_LINE_PROTOCOL, FieldValue, Sample
 
@@ -374,7 +375,7 @@ class HostNaming:
         self._cpu: dict[str, dict[str, float]] = {}  # cpu tag -> seconds by mode
         self._boot_time: float | None = None
 
-    def map(self, sample: Sample, out: list[Sample]) -> None:
+    def map(self, sample: SampleData, out: list[Sample]) -> None:
         """Append the line protocol samples ``sample`` becomes to ``out`` (Prometheus maps
         the hub's stored readings when scraped, see ``exposition``)."""
 
@@ -391,7 +392,7 @@ class HostNaming:
 
         self._map(sample, put)
 
-    def lines(self, samples: Iterable[Sample], encoder: LineEncoder, out: list[str]) -> None:
+    def lines(self, samples: Iterable[SampleData], encoder: LineEncoder, out: list[str]) -> None:
         """Append the lines ``samples`` become to ``out``, encoded by ``encoder`` without a
         ``Sample`` per line: the same lines as ``map`` and the line protocol output give."""
         encode = encoder.encode_fields
@@ -420,7 +421,7 @@ class HostNaming:
 
     def _device_line(
         self,
-        sample: Sample,
+        sample: SampleData,
         encoder: LineEncoder,
         out: list[str],
         measurement: str,
@@ -459,7 +460,7 @@ class HostNaming:
             out.append(f"{head} {','.join(texts)} {sample.time_ns}")
         return True
 
-    def _map(self, sample: Sample, put: Put) -> None:
+    def _map(self, sample: SampleData, put: Put) -> None:
         measurement = sample.measurement
         if measurement == "cpu":
             self._cpu_samples(sample, put)
@@ -476,7 +477,7 @@ class HostNaming:
             put(measurement, {**sample.tags, "host": self.host}, sample.fields, sample.time_ns,
                 sample.counters)  # fmt: skip
 
-    def _cpu_samples(self, sample: Sample, put: Put) -> None:
+    def _cpu_samples(self, sample: SampleData, put: Put) -> None:
         cpu = sample.tags.get("cpu", "total")
         ns = sample.time_ns
         seconds: dict[str, float] = {}
@@ -497,7 +498,7 @@ class HostNaming:
         name = "cpu-total" if cpu == "total" else f"cpu{cpu}"
         put("cpu", {"cpu": name, "host": self.host}, fields, ns, None)
 
-    def _host_samples(self, sample: Sample, put: Put) -> None:
+    def _host_samples(self, sample: SampleData, put: Put) -> None:
         ns = sample.time_ns
         boot = _number(sample.fields.get("boot_time_seconds"))
         if boot is not None:
@@ -507,7 +508,7 @@ class HostNaming:
         if type(cpus) is int:
             put("system", {"host": self.host}, {"n_cpus": cpus}, ns, None)
 
-    def _telegraf(self, sample: Sample, put: Put) -> None:
+    def _telegraf(self, sample: SampleData, put: Put) -> None:
         measurement = sample.measurement
         f = sample.fields
         host = self.host

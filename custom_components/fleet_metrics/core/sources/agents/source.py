@@ -54,6 +54,9 @@ SCHEMA: dict[Any, Any] = {
     vol.Optional("max_hosts", default=10_000): integer(1),
     vol.Optional("max_samples_per_batch", default=5_000): integer(1),
     vol.Optional("max_series_per_host", default=10_000): integer(1),
+    # Lines applied between two flushes before the agents are paused (backpressure); keep
+    # it below [line_protocol] max_buffer, which drops lines (and so rewinds the agents).
+    vol.Optional("max_pending_lines", default=50_000): integer(1),
     vol.Optional("failed_logins_per_minute", default=10): integer(1),
     vol.Optional("poll_interval", default=1.0): positive_seconds,
     # Accepted for configs written before the status was rendered when scraped; unused.
@@ -83,6 +86,7 @@ class AgentsSource(Source):
                 max_hosts=config["max_hosts"],
                 max_samples_per_batch=config["max_samples_per_batch"],
                 max_series_per_host=config["max_series_per_host"],
+                max_pending_lines=config["max_pending_lines"],
             ),
             reload_hosts=self._read_hosts,
             rejects=self.rejects,
@@ -90,12 +94,25 @@ class AgentsSource(Source):
             deferred_acks=True,
         )
         self.hub.subscribe(on_batch=self._count_batch)
+        self.hub.on_throttled = self._checkpoint_soon
+        self._early_checkpoint: asyncio.Task[None] | None = None
         self.exposition = HostsExposition(self.hub)
         self.ready = False
 
     def _count_batch(self, state: HostState, batch: Batch) -> None:
         self.stats.messages += 1
-        self.stats.emitted(len(batch.samples))
+        self.stats.emitted(len(batch.readings))  # not .samples: no Sample is made
+
+    def _checkpoint_soon(self) -> None:
+        """The hub is throttled (the agents wait): checkpoint now, not at the next tick."""
+        if self._early_checkpoint is None or self._early_checkpoint.done():
+            self._early_checkpoint = asyncio.get_running_loop().create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception as err:  # the next tick tries again
+            _LOGGER.warning("agents: checkpoint failed: %s", err)
 
     def _read_hosts(self) -> Mapping[str, HostRecord]:
         """The hosts as stored (a WAL read: it never waits for a writer)."""
