@@ -101,7 +101,7 @@ def add_host(setup: Setup, name: str) -> str:
 class Agent:
     """The real client and outbox; ``produce`` adds batch n = 1, 2, 3... every INTERVAL."""
 
-    def __init__(self, url: str, host: str, token: str, session: aiohttp.ClientSession) -> None:
+    def __init__(self, url: str, host: str, token: str) -> None:
         self.outbox = Outbox(10_000, name=url)
         timing = ClientTiming(
             heartbeat=5.0,
@@ -110,7 +110,7 @@ class Agent:
             auth_backoff=Backoff(initial=0.2, maximum=0.5),
         )
         hello = Hello(host, "test", "boot-1", ())
-        self.client = AgentClient(ServerConfig(url, token), self.outbox, hello, session, timing)
+        self.client = AgentClient(ServerConfig(url, token), self.outbox, hello, timing)
         self.produced = 0
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -177,37 +177,36 @@ async def wait_acked(agent: Agent, seq: int, timeout: float = 10.0) -> None:
 
 async def test_runner_stopped_and_killed_while_the_agent_sends(setup: Setup) -> None:
     token = add_host(setup, "h1")
-    async with aiohttp.ClientSession() as session:
-        agent = Agent(setup.url, "h1", token, session)
-        try:
-            async with runner(setup) as first:
-                agent.start()
-                await wait_acked(agent, 8)
-                first.signal(signal.SIGTERM)
-                assert await first.wait() == 0, first.stderr
-            await asyncio.sleep(1.0)  # down: the agent keeps batches, retries with backoff
-            async with runner(setup) as second:
-                await wait_acked(agent, agent.produced - 1)
-                await asyncio.sleep(0.73)  # anywhere between two flushes
-                acked_before_kill = agent.outbox.acked
-                second.signal(signal.SIGKILL)
-                await second.wait()
-            # Whatever the agent saw acked was saved before the ack went out.
-            assert saved_seq(setup.database, "h1") >= acked_before_kill
-            await asyncio.sleep(1.0)
-            async with runner(setup) as third:
-                await wait_acked(agent, agent.produced - 1)
-                agent.stop_producing()
-                await agent.drained()
-                status, text = await third.get("/metrics")
-                assert status == 200
-                assert metric_value(text, "fleet_agent_seq_gaps_total", host="h1") == 0
-                assert metric_value(text, "fleet_metrics_agents_seq_gaps_total") == 0
-                assert metric_value(text, "fleet_metrics_agents_unacked_batches") == 0
-                third.signal(signal.SIGTERM)
-                assert await third.wait() == 0, third.stderr
-        finally:
-            await agent.close()
+    agent = Agent(setup.url, "h1", token)
+    try:
+        async with runner(setup) as first:
+            agent.start()
+            await wait_acked(agent, 8)
+            first.signal(signal.SIGTERM)
+            assert await first.wait() == 0, first.stderr
+        await asyncio.sleep(1.0)  # down: the agent keeps batches, retries with backoff
+        async with runner(setup) as second:
+            await wait_acked(agent, agent.produced - 1)
+            await asyncio.sleep(0.73)  # anywhere between two flushes
+            acked_before_kill = agent.outbox.acked
+            second.signal(signal.SIGKILL)
+            await second.wait()
+        # Whatever the agent saw acked was saved before the ack went out.
+        assert saved_seq(setup.database, "h1") >= acked_before_kill
+        await asyncio.sleep(1.0)
+        async with runner(setup) as third:
+            await wait_acked(agent, agent.produced - 1)
+            agent.stop_producing()
+            await agent.drained()
+            status, text = await third.get("/metrics")
+            assert status == 200
+            assert metric_value(text, "fleet_agent_seq_gaps_total", host="h1") == 0
+            assert metric_value(text, "fleet_metrics_agents_seq_gaps_total") == 0
+            assert metric_value(text, "fleet_metrics_agents_unacked_batches") == 0
+            third.signal(signal.SIGTERM)
+            assert await third.wait() == 0, third.stderr
+    finally:
+        await agent.close()
     produced = agent.produced
     assert produced >= 25
     seen = numbers(setup.output)
@@ -222,27 +221,26 @@ async def test_runner_stopped_and_killed_while_the_agent_sends(setup: Setup) -> 
 
 async def test_stopping_twice_with_sigterm_is_exactly_once(setup: Setup) -> None:
     token = add_host(setup, "h1")
-    async with aiohttp.ClientSession() as session:
-        agent = Agent(setup.url, "h1", token, session)
-        try:
-            for _ in range(2):
-                async with runner(setup) as process:
-                    if not agent._tasks:
-                        agent.start()
-                    await wait_acked(agent, agent.produced + 4)
-                    process.signal(signal.SIGTERM)
-                    assert await process.wait() == 0, process.stderr
-                await asyncio.sleep(0.7)
+    agent = Agent(setup.url, "h1", token)
+    try:
+        for _ in range(2):
             async with runner(setup) as process:
-                await wait_acked(agent, agent.produced - 1)
-                agent.stop_producing()
-                await agent.drained()
-                _, text = await process.get("/metrics")
-                assert metric_value(text, "fleet_agent_seq_gaps_total", host="h1") == 0
+                if not agent._tasks:
+                    agent.start()
+                await wait_acked(agent, agent.produced + 4)
                 process.signal(signal.SIGTERM)
-                assert await process.wait() == 0
-        finally:
-            await agent.close()
+                assert await process.wait() == 0, process.stderr
+            await asyncio.sleep(0.7)
+        async with runner(setup) as process:
+            await wait_acked(agent, agent.produced - 1)
+            agent.stop_producing()
+            await agent.drained()
+            _, text = await process.get("/metrics")
+            assert metric_value(text, "fleet_agent_seq_gaps_total", host="h1") == 0
+            process.signal(signal.SIGTERM)
+            assert await process.wait() == 0
+    finally:
+        await agent.close()
     assert numbers(setup.output) == list(range(1, agent.produced + 1))
 
 

@@ -171,7 +171,6 @@ class AgentRig:
             ServerConfig(url=self.url, token=token),
             outbox,
             Hello(host, "0.1.0", boot_id, ()),
-            self.session,
             timing,
         )
         task = self.hass.async_create_background_task(client.run(), f"agent {host}")

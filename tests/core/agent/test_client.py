@@ -1,6 +1,6 @@
 """The agent's client against a real WebSocket server on loopback (``agent_fake_server``).
 
-Every test runs the real client, outbox and aiohttp on both ends; the server can refuse,
+Every test runs the real client (websockets), outbox and an aiohttp server; the server can refuse,
 withhold acks, drop connections and restart, which is what the client must survive.
 """
 
@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from custom_components.fleet_metrics.core.agent.agent import HostAgent
@@ -48,10 +47,10 @@ def batch(index: int) -> list[Sample]:
 class Harness:
     """One client with its outbox, running against ``url`` until the test ends."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, capacity: int = 100) -> None:
+    def __init__(self, url: str, capacity: int = 100) -> None:
         self.outbox = Outbox(capacity, name=url)
         self.client = AgentClient(
-            ServerConfig(url=url, token=TOKEN), self.outbox, HELLO, session, fast_timing()
+            ServerConfig(url=url, token=TOKEN), self.outbox, HELLO, fast_timing()
         )
         self.task: asyncio.Task[None] | None = None
 
@@ -70,12 +69,6 @@ class Harness:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def server() -> AsyncIterator[FakeServer]:
     fake = await FakeServer().start()
     yield fake
@@ -83,8 +76,8 @@ async def server() -> AsyncIterator[FakeServer]:
 
 
 @pytest.fixture
-async def harness(session: aiohttp.ClientSession, server: FakeServer) -> AsyncIterator[Harness]:
-    running = Harness(session, server.url).start()
+async def harness(server: FakeServer) -> AsyncIterator[Harness]:
+    running = Harness(server.url).start()
     yield running
     await running.stop()
 
@@ -157,14 +150,12 @@ async def test_a_server_restart_loses_nothing(harness: Harness, server: FakeServ
     assert server.duplicates == server.gaps == 0
 
 
-async def test_the_buffer_cap_drops_the_oldest_and_counts(
-    session: aiohttp.ClientSession,
-) -> None:
+async def test_the_buffer_cap_drops_the_oldest_and_counts() -> None:
     server = FakeServer()
     await server.start()
     port = server.port
     await server.stop()  # nobody listens while the agent collects
-    running = Harness(session, f"ws://127.0.0.1:{port}/api/agent", capacity=5).start()
+    running = Harness(f"ws://127.0.0.1:{port}/api/agent", capacity=5).start()
     try:
         for index in range(12):
             running.add(index)
@@ -180,11 +171,9 @@ async def test_the_buffer_cap_drops_the_oldest_and_counts(
         await server.stop()
 
 
-async def test_the_window_bounds_batches_in_flight(
-    session: aiohttp.ClientSession, server: FakeServer
-) -> None:
+async def test_the_window_bounds_batches_in_flight(server: FakeServer) -> None:
     server.ack = False
-    running = Harness(session, server.url)
+    running = Harness(server.url)
     running.client.timing.window = 3
     running.start()
     try:
@@ -201,7 +190,7 @@ async def test_the_window_bounds_batches_in_flight(
         await running.stop()
 
 
-async def test_reconnects_back_off_with_growing_delays(session: aiohttp.ClientSession) -> None:
+async def test_reconnects_back_off_with_growing_delays() -> None:
     attempts: list[float] = []
 
     async def unavailable(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -213,7 +202,7 @@ async def test_reconnects_back_off_with_growing_delays(session: aiohttp.ClientSe
 
     listener = await asyncio.start_server(unavailable, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
-    running = Harness(session, f"ws://127.0.0.1:{port}/api/agent")
+    running = Harness(f"ws://127.0.0.1:{port}/api/agent")
     running.client.timing.backoff = Backoff(initial=0.04, maximum=0.64)
     running.start()
     try:
@@ -231,10 +220,10 @@ async def test_reconnects_back_off_with_growing_delays(session: aiohttp.ClientSe
 
 
 async def test_a_refused_token_is_logged_once_and_retried_slowly(
-    session: aiohttp.ClientSession, server: FakeServer, caplog: pytest.LogCaptureFixture
+    server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.token = "fma_another"
-    running = Harness(session, server.url)
+    running = Harness(server.url)
     running.client.timing.auth_backoff = Backoff(initial=0.02, maximum=0.04)
     running.client.timing.backoff = Backoff(initial=30, maximum=30)  # must not be the one used
     caplog.set_level(logging.INFO)  # the reconnect's INFO line, with or without HA's harness
@@ -270,10 +259,10 @@ async def test_a_replaced_connection_is_logged_and_retried(
 
 
 async def test_another_protocol_version_stops_the_client_for_good(
-    session: aiohttp.ClientSession, server: FakeServer, caplog: pytest.LogCaptureFixture
+    server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.close_code = 4010
-    running = Harness(session, server.url).start()
+    running = Harness(server.url).start()
     assert running.task is not None
     await asyncio.wait_for(running.task, timeout=5)  # run() returns
     assert server.connections == 1
@@ -378,7 +367,7 @@ async def test_the_whole_agent_against_the_real_hub(caplog: pytest.LogCaptureFix
     )
     agent = HostAgent(config, "0.1.0", timing=fast_timing)
     running = asyncio.create_task(agent.run())
-    wrong = Harness(aiohttp.ClientSession(), url)
+    wrong = Harness(url)
     wrong.client.server = ServerConfig(url=url, token=make_token())
     wrong.client.hello = Hello("pve1", "0.1.0", "boot-x")
     try:
@@ -394,7 +383,6 @@ async def test_the_whole_agent_against_the_real_hub(caplog: pytest.LogCaptureFix
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await wrong.stop()
-        await wrong.client.session.close()
         hub.close_all()
         await runner.cleanup()
     assert applied == list(range(1, len(applied) + 1))

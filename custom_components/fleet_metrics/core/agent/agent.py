@@ -20,8 +20,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Final
 
-import aiohttp
-
 from ..sample import Sample
 from .client import AgentClient, ClientTiming
 from .collectors import TIERS, CollectorRun, Tier, build
@@ -109,26 +107,25 @@ class HostAgent:
     async def run(self) -> int:
         """Until cancelled (0 is never returned then); 1 when every server refused for good."""
         intervals: Mapping[Tier, float] = self.config.intervals
-        async with aiohttp.ClientSession() as session:
-            self.clients = [
-                AgentClient(server, outbox, self.hello, session, self._timing())
-                for server, outbox in zip(self.config.servers, self.outboxes, strict=True)
-            ]
-            _LOGGER.info(
-                "agent for host %s: %d collectors, reporting to %s",
-                self.config.host,
-                sum(len(runs) for runs in self.tiers.values()),
-                ", ".join(server.name for server in self.config.servers),
-            )
-            schedules = [
-                asyncio.create_task(self._schedule(tier, intervals[tier]))
-                for tier in TIERS
-                if self.tiers[tier]
-            ]
-            try:
-                await asyncio.gather(*(client.run() for client in self.clients))
-            finally:
-                for task in (*schedules, *self._runs):
-                    task.cancel()
-                await asyncio.gather(*schedules, *self._runs, return_exceptions=True)
+        self.clients = [
+            AgentClient(server, outbox, self.hello, self._timing())
+            for server, outbox in zip(self.config.servers, self.outboxes, strict=True)
+        ]
+        _LOGGER.info(
+            "agent for host %s: %d collectors, reporting to %s",
+            self.config.host,
+            sum(len(runs) for runs in self.tiers.values()),
+            ", ".join(server.name for server in self.config.servers),
+        )
+        schedules = [
+            asyncio.create_task(self._schedule(tier, intervals[tier]))
+            for tier in TIERS
+            if self.tiers[tier]
+        ]
+        try:
+            await asyncio.gather(*(client.run() for client in self.clients))
+        finally:
+            for task in (*schedules, *self._runs):
+                task.cancel()
+            await asyncio.gather(*schedules, *self._runs, return_exceptions=True)
         return 1
