@@ -10,7 +10,7 @@ from homeassistant.components.binary_sensor import BinarySensorDeviceClass, Bina
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import AgentsCoordinator
-from .entity import AgentEntity, Candidate, GuestEntity, add_entities_as_they_appear
+from .entity import AgentEntity, Candidate, GuestEntity, add_entities_as_they_appear, pool_of
 from .proxmox import Guest
 from .readings import HostReadings
 
@@ -48,15 +48,18 @@ class PoolProblemSensor(AgentEntity, BinarySensorEntity):
         self._attr_translation_placeholders = {"pool": pool}
 
     @property
+    def available(self) -> bool:
+        """Unavailable once zpool no longer lists the pool (exported, destroyed)."""
+        return super().available and pool_of(self.readings, self._pool) is not None
+
+    @property
     def is_on(self) -> bool | None:
-        readings = self.readings
-        pool = readings.proxmox.pools.get(self._pool) if readings else None
+        pool = pool_of(self.readings, self._pool)
         return pool.problem if pool else None
 
     @property
     def extra_state_attributes(self) -> dict[str, str | int | None]:
-        readings = self.readings
-        pool = readings.proxmox.pools.get(self._pool) if readings else None
+        pool = pool_of(self.readings, self._pool)
         if pool is None:
             return {}
         return {"health": pool.health, "errors": pool.errors}

@@ -54,6 +54,15 @@ def agent_toml(host: str, url: str, token: str) -> str:
     return f'host = "{host}"\n\n[[servers]]\nurl = "{url}"\ntoken = "{token}"\n'
 
 
+def _by_vmid(guest_id: str) -> tuple[str, int, str]:
+    """``qemu/99`` before ``qemu/100``: by type, then vmid as a number (text sorts 100
+    first); an id not of that shape (picked long ago) after, by its text."""
+    kind, _, vmid = guest_id.partition("/")
+    if vmid.isascii() and vmid.isdigit() and len(vmid) <= 9:
+        return (kind, int(vmid), "")
+    return ("~", 0, guest_id)
+
+
 class HostSubentryFlow(ConfigSubentryFlow):
     """Add a host (``user``, then ``token``) or give it a new token (``reconfigure``)."""
 
@@ -119,7 +128,9 @@ class HostSubentryFlow(ConfigSubentryFlow):
         readings = runtime.coordinator.data.get(subentry.data[CONF_HOST]) if runtime else None
         if readings is not None:
             labels.update({gid: g.label for gid, g in readings.proxmox.guests.items()})
-        options = [SelectOptionDict(value=gid, label=labels[gid]) for gid in sorted(labels)]
+        options = [
+            SelectOptionDict(value=gid, label=labels[gid]) for gid in sorted(labels, key=_by_vmid)
+        ]
         schema = vol.Schema(
             {
                 vol.Optional(CONF_GUESTS, default=current): SelectSelector(

@@ -9,7 +9,8 @@ fire ``fleet_metrics_guest_stopped`` / ``fleet_metrics_pool_degraded`` (see ``pr
 The hosts are the entry's subentries: when one is added or removed the entry's update
 listener hands the new list to the hub, which cuts a removed host's connection at once. A
 host's subentry also holds its guest pick (``guests``: the guest ids shown as devices; none
-stored: every guest, up to the cap); a guest taken out of the pick loses its device.
+stored: every guest, up to the cap); a guest taken out of the pick loses its device, and so
+does a guest gone from PVE (the host's readings say when a run listed every guest and which).
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ class AgentsCoordinator(DataUpdateCoordinator[dict[str, HostReadings]]):
 
     @callback
     def _remove_unpicked_guests(self, host: str, pick: frozenset[str] | None) -> None:
-        """Guests taken out of the pick lose their device (and with it their entities)."""
+        """Guests taken out of the pick, or gone from PVE, lose their device (and with it
+        their entities)."""
         if pick is None:
             return  # every guest again: the platforms add what is missing
         registry = dr.async_get(self.hass)
@@ -195,6 +197,10 @@ class AgentsCoordinator(DataUpdateCoordinator[dict[str, HostReadings]]):
             self.hass.bus.async_fire(
                 event, {"entry_id": self.config_entry.entry_id, "host": state.name, **data}
             )
+        proxmox = readings.proxmox
+        if proxmox.listed_changed:
+            proxmox.listed_changed = False
+            self._remove_unpicked_guests(state.name, proxmox.listed_guests)
         self._update_device(state.name)
         self._notify()
 

@@ -15,7 +15,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from ..compat import child_device_info, register_device
 from .coordinator import AgentsCoordinator, device_identifier, guest_identifier
-from .proxmox import Guest
+from .proxmox import Guest, Pool
 from .readings import HostReadings
 
 # An entity a host's readings call for: its key (unique per host) and how to build it.
@@ -83,6 +83,11 @@ class GuestEntity(AgentEntity):
     @property
     def available(self) -> bool:
         return super().available and self.guest is not None
+
+
+def pool_of(readings: HostReadings | None, name: str) -> Pool | None:
+    """Pool ``name`` while its host reports it, for the pool entities of both platforms."""
+    return readings.proxmox.pools.get(name) if readings else None
 
 
 def _host_device_id(coordinator: AgentsCoordinator, host: str) -> str:

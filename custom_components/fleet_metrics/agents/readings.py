@@ -13,13 +13,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ..core.sample import FieldValue, Sample
-from .proxmox import MEASUREMENTS as PROXMOX_MEASUREMENTS
-from .proxmox import Event, ProxmoxReadings
+
+if TYPE_CHECKING:
+    from .proxmox import Event, ProxmoxReadings
 
 MAX_PER_KIND: Final = 64  # proxmox.py keeps the same cap
+# Unix seconds a timestamp may have (after 1970, before 2514): anything else is a garbled
+# reading, which Home Assistant could not even turn into a date.
+MAX_TIMESTAMP: Final = 2**34
 # hwmon chips that measure the CPU package or its cores (Intel, AMD, ARM boards).
 CPU_CHIPS: Final = frozenset(
     {"coretemp", "k10temp", "zenpower", "cpu_thermal", "cpu-thermal", "soc_thermal"}
@@ -31,8 +35,9 @@ _NOT_SUMMED: Final = frozenset({"guest", "guest_nice"})
 TemperatureKey = tuple[str, str]  # (chip, sensor)
 
 
-def _number(value: FieldValue | None) -> float | None:
-    """A finite number, or None (NaN and ±inf from a garbled reading are none)."""
+def number(value: FieldValue | None) -> float | None:
+    """A finite number, or None (NaN and ±inf from a garbled reading are none); proxmox.py
+    reads its values with it too."""
     if value is None or isinstance(value, bool | str):
         return None
     try:
@@ -40,6 +45,14 @@ def _number(value: FieldValue | None) -> float | None:
     except OverflowError:  # an int too large for a float
         return None
     return number if math.isfinite(number) else None
+
+
+def _proxmox_readings() -> ProxmoxReadings:
+    """A host's Proxmox part. Imported here, not at the top: proxmox.py imports ``number``
+    from this module."""
+    from .proxmox import ProxmoxReadings
+
+    return ProxmoxReadings()
 
 
 def _percent(part: float, whole: float) -> float | None:
@@ -76,7 +89,7 @@ class HostReadings:
     disk_read: dict[str, float] = field(default_factory=dict)  # bytes/s by disk
     disk_write: dict[str, float] = field(default_factory=dict)
     temperatures: dict[TemperatureKey, float] = field(default_factory=dict)
-    proxmox: ProxmoxReadings = field(default_factory=ProxmoxReadings)  # pools, guests...
+    proxmox: ProxmoxReadings = field(default_factory=_proxmox_readings)  # pools, guests...
     dropped: int = 0
     _cpu: tuple[float, float] | None = None  # (busy, total) seconds of the last reading
     _counters: dict[tuple[str, str, str], _Counter] = field(default_factory=dict)
@@ -106,7 +119,7 @@ class HostReadings:
             handler = _HANDLERS.get(measurement)
             if handler is not None:
                 handler(self, sample)
-            elif measurement in PROXMOX_MEASUREMENTS:
+            else:  # the Proxmox readings and the collectors' end-of-run samples
                 self.proxmox.apply(sample, events)
         return events
 
@@ -121,7 +134,7 @@ class HostReadings:
     def _rate(self, kind: str, device: str, field_name: str, sample: Sample) -> float | None:
         """Per-second increase since the previous reading; None for the first one, after a
         counter reset (reboot, agent restart) and for readings out of order."""
-        value = _number(sample.fields.get(field_name))
+        value = number(sample.fields.get(field_name))
         if value is None:
             return None
         key = (kind, device, field_name)
@@ -141,9 +154,9 @@ class HostReadings:
         if sample.tags.get("cpu", "total") != "total":
             return
         seconds = {
-            mode: number
+            mode: seconds_of_mode
             for mode, value in sample.fields.items()
-            if mode not in _NOT_SUMMED and (number := _number(value)) is not None
+            if mode not in _NOT_SUMMED and (seconds_of_mode := number(value)) is not None
         }
         total = sum(seconds.values())
         busy = total - sum(seconds.get(mode, 0.0) for mode in _IDLE_MODES)
@@ -157,13 +170,13 @@ class HostReadings:
 
     def _on_load(self, sample: Sample) -> None:
         fields = sample.fields
-        self.load1 = _number(fields.get("load1"))
-        self.load5 = _number(fields.get("load5"))
-        self.load15 = _number(fields.get("load15"))
+        self.load1 = number(fields.get("load1"))
+        self.load5 = number(fields.get("load5"))
+        self.load15 = number(fields.get("load15"))
 
     def _on_memory(self, sample: Sample) -> None:
-        total = _number(sample.fields.get("total_bytes"))
-        available = _number(sample.fields.get("available_bytes"))
+        total = number(sample.fields.get("total_bytes"))
+        available = number(sample.fields.get("available_bytes"))
         if total is None or available is None:
             return
         self.memory_available_bytes = int(available)
@@ -171,8 +184,8 @@ class HostReadings:
         self.memory_used_percent = _percent(total - available, total)
 
     def _on_swap(self, sample: Sample) -> None:
-        total = _number(sample.fields.get("total_bytes"))
-        free = _number(sample.fields.get("free_bytes"))
+        total = number(sample.fields.get("total_bytes"))
+        free = number(sample.fields.get("free_bytes"))
         if total is None or free is None:
             return
         # No swap at all is 0 % used, not unknown: the sensor stays meaningful.
@@ -180,9 +193,9 @@ class HostReadings:
 
     def _on_filesystem(self, sample: Sample) -> None:
         mountpoint = sample.tags.get("mountpoint")
-        size = _number(sample.fields.get("size_bytes"))
-        free = _number(sample.fields.get("free_bytes"))
-        avail = _number(sample.fields.get("avail_bytes"))
+        size = number(sample.fields.get("size_bytes"))
+        free = number(sample.fields.get("free_bytes"))
+        avail = number(sample.fields.get("avail_bytes"))
         if not mountpoint or size is None or free is None or avail is None:
             return
         used = size - free
@@ -207,7 +220,7 @@ class HostReadings:
 
     def _on_temperature(self, sample: Sample) -> None:
         chip, sensor = sample.tags.get("chip"), sample.tags.get("sensor")
-        celsius = _number(sample.fields.get("celsius"))
+        celsius = number(sample.fields.get("celsius"))
         if not chip or not sensor or celsius is None:
             return
         key = (chip, sensor)
@@ -223,8 +236,8 @@ class HostReadings:
         self.cpu_model = tags.get("cpu_model", self.cpu_model)
         self.agent_version = tags.get("agent_version", self.agent_version)
         self.pve_version = tags.get("pve_version", self.pve_version)
-        boot_time = _number(sample.fields.get("boot_time_seconds"))
-        if boot_time is not None and boot_time > 0:
+        boot_time = number(sample.fields.get("boot_time_seconds"))
+        if boot_time is not None and 0 < boot_time < MAX_TIMESTAMP:
             self.boot_time = boot_time
 
 

@@ -28,7 +28,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .coordinator import AgentsCoordinator
-from .entity import AgentEntity, Candidate, GuestEntity, add_entities_as_they_appear
+from .entity import AgentEntity, Candidate, GuestEntity, add_entities_as_they_appear, pool_of
 from .proxmox import Guest, Pool, ProxmoxReadings
 from .readings import HostReadings, TemperatureKey
 
@@ -41,7 +41,14 @@ class HostSensorDescription(SensorEntityDescription):
 
 
 def _timestamp(seconds: float | None) -> datetime | None:
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=0) if seconds else None
+    """The date of unix ``seconds``; None without one or for one no date can hold (the
+    readings bound them already; this keeps a listener that builds entities from raising)."""
+    if not seconds:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=0)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _boot_time(readings: HostReadings) -> datetime | None:
@@ -329,6 +336,12 @@ class KeyedSensor(AgentEntity, SensorEntity):
         self._values = values
 
     @property
+    def available(self) -> bool:
+        """Unavailable once the host no longer reports it (a storage removed in PVE)."""
+        readings = self.readings
+        return super().available and readings is not None and self._name in self._values(readings)
+
+    @property
     def native_value(self) -> float | None:
         readings = self.readings
         return self._values(readings).get(self._name) if readings else None
@@ -365,9 +378,13 @@ class PoolSensor(AgentEntity, SensorEntity):
         self._pool = pool
 
     @property
+    def available(self) -> bool:
+        """Unavailable once zpool no longer lists the pool (exported, destroyed)."""
+        return super().available and pool_of(self.readings, self._pool) is not None
+
+    @property
     def native_value(self) -> StateType | datetime:
-        readings = self.readings
-        pool = readings.proxmox.pools.get(self._pool) if readings else None
+        pool = pool_of(self.readings, self._pool)
         return self.entity_description.value_fn(pool) if pool else None
 
 

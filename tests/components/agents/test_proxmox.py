@@ -1,14 +1,18 @@
 """Proxmox hosts in Home Assistant: a real agent client sends ZFS and PVE samples (shaped as
-the agent's zfs, pve and pve_backup collectors send them) through HA's HTTP server; the
-test reads the entities, devices, events and the guest pick as a user would meet them."""
+the agent's zfs, pve and pve_backup collectors send them, and in one test made by those
+collectors run against fake zpool/pvesh) through HA's HTTP server; the tests read the
+entities, devices, events and the guest pick as a user would meet them."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_RECONFIGURE
+import pytest
+from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigSubentry
+from homeassistant.const import CONF_HOST
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
@@ -25,12 +29,24 @@ from custom_components.fleet_metrics.agents.sensor import (
     KEYED,
     POOL_SENSORS,
 )
-from custom_components.fleet_metrics.const import DOMAIN, SUBENTRY_HOST
+from custom_components.fleet_metrics.const import CONF_TOKEN_HASH, DOMAIN, SUBENTRY_HOST
+from custom_components.fleet_metrics.core.agent.collectors import CollectorRun, CollectorSettings
+from custom_components.fleet_metrics.core.agent.collectors.pve import (
+    PveBackupCollector,
+    PveCollector,
+)
+from custom_components.fleet_metrics.core.agent.collectors.zfs import ZfsCollector
 from custom_components.fleet_metrics.core.sample import FieldValue, Sample
+from custom_components.fleet_metrics.core.sources.agents.tokens import hash_token
+from tests.fixtures.proxmox.fake_commands import FIXTURES, FakeCommands, pve_host
 
 from .conftest import HOST, T0, AgentRig, host_samples, until
 
 COMPONENT = Path(__file__).parents[3] / "custom_components" / "fleet_metrics"
+STORAGE_TOTAL = {
+    entry["storage"]: entry["total"]
+    for entry in json.loads((FIXTURES / "pvesh_storage.json").read_text(encoding="utf-8"))
+}
 
 
 def proxmox_samples(step: int, web_status: str = "running", tank: str = "ONLINE") -> list[Sample]:
@@ -251,3 +267,173 @@ def test_every_proxmox_entity_has_its_translation_and_icon() -> None:
     assert host_flow == english["config_subentries"]["host"]["step"]
     assert set(host_flow["reconfigure"]["menu_options"]) == {"new_token", "guests"}
     assert "{host}" in host_flow["guests"]["title"]
+
+
+def end_of_runs(step: int) -> list[Sample]:
+    """The ``collector`` samples the agent sends after each collector's samples."""
+    ns = int((T0 + 30 * step) * 1e9)
+    return [
+        Sample("collector", {"collector": name}, {"success": 1, "duration_seconds": 0.1}, ns)
+        for name in ("zfs", "pve", "pve_backup")
+    ]
+
+
+async def test_a_wild_timestamp_breaks_no_host_s_updates(rig: AgentRig) -> None:
+    """A scrub end of 1e20 s, a backup at -1e15 s and a boot time of 1e20 s from one agent:
+    that host's other values and another host's values keep updating."""
+    hass = rig.hass
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    other, other_token = "pve2", "fma_" + "B" * 43
+    hass.config_entries.async_add_subentry(
+        entry,
+        ConfigSubentry(
+            data=MappingProxyType({CONF_HOST: other, CONF_TOKEN_HASH: hash_token(other_token)}),
+            subentry_type=SUBENTRY_HOST,
+            title=other,
+            unique_id=other,
+        ),
+    )
+    await hass.async_block_till_done()
+    wild, calm = rig.start_agent(), rig.start_agent(token=other_token, host=other)
+    ns = int((T0 + 30) * 1e9)
+    odd = [
+        Sample("zfs_pool", {"pool": "tank"}, {"scrub_last_end_timestamp_seconds": 1e20}, ns),
+        Sample("pve_backup", {"id": "qemu/100"}, {"last_success_timestamp_seconds": -1e15}, ns),
+        Sample("host", {}, {"boot_time_seconds": 1e20}, ns),
+        Sample("pve_updates", {}, {"pending": 8}, ns),
+    ]
+    send(rig, wild, 0)
+    wild.outbox.add(T0 + 30, odd)
+    wild.client.wake()
+    calm.outbox.add(T0, host_samples(0) + proxmox_samples(0))
+    calm.client.wake()
+    await until(hass, lambda: state_of(hass, "sensor", f"agent_{other}_updates_pending") == "7")
+    await until(hass, lambda: state_of(hass, "sensor", f"agent_{HOST}_updates_pending") == "8")
+    host = f"agent_{HOST}"
+    assert state_of(hass, "sensor", f"{host}_pool_last_scrub_tank") == "2025-12-31T23:00:00+00:00"
+    assert state_of(hass, "sensor", f"{host}/guest/qemu/100/last_backup") == (
+        "2025-12-31T00:00:00+00:00"
+    )
+    # both hosts go on updating
+    calm.outbox.add(T0 + 60, [Sample("pve_updates", {}, {"pending": 9}, int((T0 + 60) * 1e9))])
+    calm.client.wake()
+    send(rig, wild, 3)
+    await until(hass, lambda: state_of(hass, "sensor", f"agent_{other}_updates_pending") == "9")
+    await until(hass, lambda: state_of(hass, "sensor", f"{host}_updates_pending") == "7")
+    await wild.stop()
+    await calm.stop()
+
+
+async def test_what_pve_and_zpool_no_longer_list_goes_away(rig: AgentRig) -> None:
+    """Guest lxc/101 deleted in PVE: its device goes; pool tank exported and storage
+    local-zfs removed: their entities go unavailable. Nothing else changes."""
+    hass = rig.hass
+    agent = rig.start_agent()
+    agent.outbox.add(T0, host_samples(0) + proxmox_samples(0) + end_of_runs(0))
+    agent.client.wake()
+    host = f"agent_{HOST}"
+    dns = f"{host}/guest/lxc/101"
+    await until(hass, lambda: state_of(hass, "binary_sensor", f"{dns}/running") == "off")
+    devices = dr.async_get(hass)
+    assert devices.async_get_device(identifiers={(DOMAIN, dns)}) is not None
+    later = [
+        s
+        for s in proxmox_samples(1)
+        if s.tags.get("id") != "lxc/101"
+        and s.tags.get("pool") != "tank"
+        and s.measurement != "pve_storage"
+        and s.tags.get("status") != "stopped"
+    ]
+    ns = int((T0 + 30) * 1e9)
+    later.append(Sample("pve_guests", {"status": "stopped"}, {"count": 0}, ns))
+    agent.outbox.add(T0 + 30, host_samples(1) + later + end_of_runs(1))
+    agent.client.wake()
+    await until(hass, lambda: devices.async_get_device(identifiers={(DOMAIN, dns)}) is None)
+    await until(
+        hass, lambda: state_of(hass, "sensor", f"{host}_pool_capacity_tank") == "unavailable"
+    )
+    assert state_of(hass, "binary_sensor", f"{dns}/running") is None
+    assert state_of(hass, "binary_sensor", f"{host}_pool_problem_tank") == "unavailable"
+    assert state_of(hass, "sensor", f"{host}_storage_used_local-zfs") == "unavailable"
+    assert state_of(hass, "sensor", f"{host}_pool_capacity_rpool") == "40.0"
+    assert state_of(hass, "binary_sensor", f"{host}/guest/qemu/100/running") == "on"
+    await agent.stop()
+
+
+async def test_the_guest_pick_lists_guests_by_type_and_vmid(rig: AgentRig) -> None:
+    hass = rig.hass
+    agent = rig.start_agent()
+    ns = int(T0 * 1e9)
+    ids = ["qemu/1000", "lxc/101", "qemu/99", "qemu/100", "lxc/9"]
+    agent.outbox.add(T0, [Sample("pve_guest", {"id": gid}, {"up": 1}, ns) for gid in ids])
+    agent.client.wake()
+    await until(
+        hass, lambda: state_of(hass, "binary_sensor", "agent_pve1/guest/lxc/9/running") == "on"
+    )
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    subentry = next(s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_HOST)
+    menu = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_HOST),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    form = await hass.config_entries.subentries.async_configure(
+        menu["flow_id"], {"next_step_id": "guests"}
+    )
+    schema = form["data_schema"]
+    assert schema is not None
+    selector = schema.schema[CONF_GUESTS]
+    values = [option["value"] for option in selector.config["options"]]
+    assert values == ["lxc/9", "lxc/101", "qemu/99", "qemu/100", "qemu/1000"]
+    await agent.stop()
+
+
+async def test_the_real_collectors_feed_home_assistant(
+    rig: AgentRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zfs, pve and pve_backup collectors run against fake zpool/pvesh printing the
+    fixtures, and their samples are what the agent sends: a field renamed on either side
+    leaves an entity missing or wrong here."""
+    fake = pve_host(FakeCommands(tmp_path / "bin"))
+    monkeypatch.setenv("PATH", fake.path_env())
+    settings = CollectorSettings(pve_node="pve1", command_timeout=10)
+    runs = [
+        CollectorRun(ZfsCollector(settings, arcstats=str(FIXTURES / "arcstats.txt"))),
+        CollectorRun(PveCollector(settings)),
+        CollectorRun(PveBackupCollector(settings)),
+    ]
+    hass = rig.hass
+    agent = rig.start_agent()
+    for step in (0, 1):
+        t = T0 + 30 * step
+        samples = [s for run in runs for s in await hass.async_add_executor_job(run, int(t * 1e9))]
+        agent.outbox.add(t, host_samples(step) + samples)
+        agent.client.wake()
+    host = f"agent_{HOST}"
+    await until(hass, lambda: state_of(hass, "sensor", f"{host}_updates_pending") == "3")
+    ha = f"{host}/guest/qemu/100"
+    expected = {
+        ("binary_sensor", f"{host}_pool_problem_tank"): "on",  # DEGRADED, 1254 errors
+        ("binary_sensor", f"{host}_pool_problem_rpool"): "off",
+        ("sensor", f"{host}_pool_capacity_tank"): "63.0",
+        ("sensor", f"{host}_pool_fragmentation_rpool"): "7.0",
+        ("sensor", f"{host}_pool_last_scrub_tank"): "2024-03-10T07:36:09+00:00",
+        ("sensor", f"{host}_guests_running"): "5",
+        ("sensor", f"{host}_guests_stopped"): "2",
+        ("sensor", f"{host}_storage_used_local-zfs"): str(
+            round(100 * 59423506432 / STORAGE_TOTAL["local-zfs"], 1)
+        ),
+        ("binary_sensor", f"{ha}/running"): "on",
+        ("sensor", f"{ha}/last_backup"): "2024-04-14T03:06:52+00:00",
+        ("binary_sensor", f"{host}/guest/qemu/103/running"): "off",
+        ("binary_sensor", f"{host}/guest/lxc/101/running"): "on",
+    }
+    assert {key: state_of(hass, *key) for key in expected} == expected
+    for key, gib in (
+        (f"{host}_arc_size", 8398124864 / 2**30),  # arcstats' size
+        (f"{ha}/memory_used", 6114289664 / 2**30),  # the VM's mem in pvesh's list
+    ):
+        assert float(state_of(hass, "sensor", key) or "nan") == pytest.approx(gib)
+    devices = dr.async_get(hass)
+    assert devices.async_get_device(identifiers={(DOMAIN, ha)}) is not None
+    assert state_of(hass, "binary_sensor", f"{host}/guest/qemu/9000/running") is None  # template
+    await agent.stop()

@@ -287,3 +287,9 @@ def test_unknown_collector_names_are_refused_and_the_new_ones_known() -> None:
     validate({"servers": [server()], "collectors": {"zfs": True, "pve": True, "pve_backup": True}})
     with pytest.raises(AgentConfigError, match="collectors"):
         validate({"servers": [server()], "collectors": {"pve_guests": True}})
+
+
+def test_the_slow_tier_reuses_lists_younger_than_the_medium_interval() -> None:
+    config = validate({"servers": [server()], "intervals": {"medium": 120}}, agent_version="1")
+    assert config.settings.medium_interval == 120
+    assert validate({"servers": [server()]}, agent_version="1").settings.medium_interval == 300

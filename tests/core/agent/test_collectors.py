@@ -51,7 +51,7 @@ from custom_components.fleet_metrics.core.agent.collectors.meminfo import (
 )
 from custom_components.fleet_metrics.core.agent.collectors.netdev import network_samples
 from custom_components.fleet_metrics.core.agent.outbox import Outbox
-from custom_components.fleet_metrics.core.agent.protocol import Batch, decode
+from custom_components.fleet_metrics.core.agent.protocol import Batch, decode, encode
 from custom_components.fleet_metrics.core.sample import Sample
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "agent"
@@ -434,6 +434,60 @@ def test_a_failing_collector_reports_failure_is_logged_once_and_recovers(
     assert dict(samples[0].fields) == {"load1": 1.0}  # NaN left out: JSON cannot carry it
     assert samples[1].fields["success"] == 1
     assert any("works again" in r.getMessage() for r in caplog.records)
+
+
+class _Wild(Collector):
+    """Gives whatever fields it is handed: a parser that let a wild number through."""
+
+    name = "wild"
+    tier = "medium"
+
+    def __init__(self, settings_: CollectorSettings, fields: dict[str, Any]) -> None:
+        super().__init__(settings_)
+        self.fields = fields
+
+    def collect(self, time_ns: int) -> list[Sample]:
+        return [
+            Sample("zfs_pool", {"pool": "tank"}, self.fields, time_ns),
+            Sample("zfs_arc", {}, {"size_bytes": 1}, time_ns),
+        ]
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["size_bytes", "free_bytes", "errors", "ratio", "health"]),
+        st.integers(-(2**70), 2**70)
+        | st.sampled_from([2**64, 2**64 - 1, -(2**63), -(2**63) - 1, 10**30])
+        | st.floats()
+        | st.text(max_size=3),
+        min_size=1,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_a_value_json_cannot_carry_is_left_out_and_the_batch_still_encodes(
+    fields: dict[str, Any],
+) -> None:
+    """zpool list printing 10**23 bytes or pvesh a mem of 1e30: the value is left out and
+    counted, the rest of the run reaches the server (orjson refuses ints beyond 64 bits, so
+    one such value would lose the tier's whole batch, run after run)."""
+    run = CollectorRun(_Wild(DEFAULTS, fields))
+    samples = run(NOW)
+    batch = decode(encode(Batch(1, NOW / 1e9, tuple(samples))))
+    assert isinstance(batch, Batch) and batch.samples == tuple(samples)
+    unsendable = [
+        key
+        for key, value in fields.items()
+        if (type(value) is int and not -(2**63) <= value < 2**64)
+        or (type(value) is float and not math.isfinite(value))
+    ]
+    assert run.dropped_values == len(unsendable)
+    pools = [s for s in samples if s.measurement == "zfs_pool"]
+    assert [dict(s.fields) for s in pools] == (
+        [{k: v for k, v in fields.items() if k not in unsendable}]
+        if len(unsendable) < len(fields)
+        else []
+    )
+    assert samples[-1].fields["success"] == 1
 
 
 def test_every_recorded_host_encodes_into_batches_the_server_accepts(host: dict[str, Any]) -> None:

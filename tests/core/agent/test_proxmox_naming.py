@@ -1,18 +1,31 @@
 """ZFS and Proxmox VE readings (issue 10) under the names the issue gives them.
 
-Samples are built from the contract (/work/notes/proxmox-spec.md, the neutral samples the
-agent's ``zfs``, ``pve`` and ``pve_backup`` collectors send), sent through a real hub and the
-real exposition (Prometheus) and ``HostNaming`` with the real encoder (line protocol). The
+Samples are the neutral ones the agent's ``zfs``, ``pve`` and ``pve_backup`` collectors send
+(core/agent/collectors/zfs.py and pve.py: measurements ``zfs_pool``, ``zfs_pool_state``,
+``zfs_vdev``, ``zfs_arc``, ``pve_guest``, ``pve_guests``, ``pve_storage``, ``pve_backup`` and
+``pve_updates`` with the fields those modules write): built by hand for every field, and made
+by the real collectors run against fake ``zpool``/``pvesh`` printing the fixtures, so that a
+field renamed on either side fails here. They go through a real hub and the real exposition
+(Prometheus) and ``HostNaming`` with the real encoder (line protocol). The
 Prometheus text is held to the names, labels and types the issue lists and to promtool's
 lint; every line protocol line is read back by the independent reference parser.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from custom_components.fleet_metrics.core.agent.collectors import CollectorRun, CollectorSettings
+from custom_components.fleet_metrics.core.agent.collectors.pve import (
+    PveBackupCollector,
+    PveCollector,
+)
+from custom_components.fleet_metrics.core.agent.collectors.zfs import ZfsCollector
 from custom_components.fleet_metrics.core.agent.protocol import Batch, Hello
 from custom_components.fleet_metrics.core.exporters.line_protocol import LineEncoder
 from custom_components.fleet_metrics.core.sample import FieldValue, Sample
@@ -30,6 +43,7 @@ from tests.core.agent.test_naming import (
     reading,
 )
 from tests.core.lp_reference_parser import parse_line
+from tests.fixtures.proxmox.fake_commands import FIXTURES, FakeCommands, pve_host
 
 STATES = ("ONLINE", "DEGRADED", "FAULTED", "OFFLINE", "REMOVED", "UNAVAIL", "SUSPENDED")
 
@@ -353,3 +367,68 @@ def test_any_proxmox_reading_gives_a_clean_exposition_and_parsable_lines(
     for line in encoded:
         parsed = parse_line(line)
         assert parsed.measurement == measurement and parsed.tags["host"] == "h"
+
+
+@pytest.fixture
+def collected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Sample]:
+    """One run of each real collector against fake zpool/pvesh printing the fixtures."""
+    fake = pve_host(FakeCommands(tmp_path / "bin"))
+    monkeypatch.setenv("PATH", fake.path_env())
+    settings = CollectorSettings(pve_node="pve1", command_timeout=10)
+    runs = [
+        CollectorRun(ZfsCollector(settings, arcstats=str(FIXTURES / "arcstats.txt"))),
+        CollectorRun(PveCollector(settings)),
+        CollectorRun(PveBackupCollector(settings)),
+    ]
+    return [sample for run in runs for sample in run(NS)]
+
+
+def test_the_real_collectors_samples_get_the_issue_s_names(collected: list[Sample]) -> None:
+    text = prometheus_text(collected)
+    assert promtool_problems(text) == []
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def value(metric: str, /, **labels: str) -> float:
+        return values[(metric, tuple(sorted({"host": "pve1", **labels}.items())))]
+
+    assert value("zfs_pool_size_bytes", pool="tank") == 47999999410176
+    assert value("zfs_pool_capacity_ratio", pool="tank") == 0.63
+    assert value("zfs_pool_errors", pool="tank") == 1254
+    assert value("zfs_pool_scrub_last_end_timestamp_seconds", pool="tank") == 1710056169
+    assert value("node_zfs_zpool_state", zpool="tank", state="degraded") == 1
+    assert value("node_zfs_zpool_state", zpool="tank", state="online") == 0
+    write = {"pool": "tank", "vdev": "wwn-0x5000c500a1b2c3d3", "kind": "write"}
+    assert value("zfs_vdev_errors_total", **write) == 1229
+    assert value("node_zfs_arc_size_bytes") == 8398124864
+    assert value("pve_up", id="qemu/100") == 1 and value("pve_up", id="qemu/103") == 0
+    assert value("pve_memory_usage_bytes", id="qemu/100") == 6114289664
+    info = {"id": "qemu/100", "name": "home-assistant", "type": "qemu", "tags": "ha;prod"}
+    assert value("pve_guest_info", **info) == 1
+    assert value("pve_guests", status="running") == 5
+    storage = {"storage": "local-zfs", "type": "zfspool"}
+    assert value("pve_storage_usage_bytes", **storage) == 59423506432
+    assert value("pve_backup_last_success_timestamp_seconds", id="qemu/100") == 1713064012
+    assert value("pve_not_backed_up", id="qemu/105") == 1
+    assert value("pve_updates_pending") == 3
+    # every measurement and field the collectors send has its name: none falls back
+    assert not [key for key in values if key[0].startswith(("fleet_agent_zfs", "fleet_agent_pve"))]
+
+
+def test_the_real_collectors_samples_as_line_protocol(collected: list[Sample]) -> None:
+    parsed = [parse_line(line) for line in lines(mapped(collected))]
+    by_series = {(line.measurement, tuple(sorted(line.tags.items()))): line for line in parsed}
+    tank = by_series[("zfs_pool", (("host", "pve1"), ("pool", "tank")))].fields
+    assert tank["health"] == "DEGRADED" and tank["errors"] == 1254
+    assert tank["size_bytes"] == 47999999410176 and type(tank["size_bytes"]) is int
+    guest = by_series[("pve_guest", (("host", "pve1"), ("id", "qemu/100")))].fields
+    assert guest["name"] == "home-assistant" and guest["memory_usage_bytes"] == 6114289664
+    storage = by_series[
+        ("pve_storage", (("host", "pve1"), ("storage", "local-zfs"), ("type", "zfspool")))
+    ].fields
+    assert storage["usage_bytes"] == 59423506432
+    backup = by_series[("pve_backup", (("host", "pve1"), ("id", "qemu/100")))].fields
+    assert backup["last_success_timestamp_seconds"] == 1713064012.0

@@ -4,7 +4,9 @@ the issue says, detection on and off, stale marking on a hang, fallback to zpool
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from custom_components.fleet_metrics.core.agent.collectors import (
     build,
 )
 from custom_components.fleet_metrics.core.agent.collectors.pve import (
+    MAX_STATUSES,
     PveBackupCollector,
     PveCollector,
 )
@@ -25,6 +28,9 @@ from tests.fixtures.proxmox.fake_commands import FAILED_JOB, FIXTURES, FakeComma
 
 NOW = 1_713_100_000_000_000_000
 SETTINGS = CollectorSettings(pve_node="pve1", command_timeout=5)
+QEMU = "pvesh get /nodes/pve1/qemu --output-format json"
+LXC = "pvesh get /nodes/pve1/lxc --output-format json"
+STORAGE = "pvesh get /nodes/pve1/storage --output-format json"
 
 
 @pytest.fixture
@@ -32,6 +38,11 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCommands:
     commands = pve_host(FakeCommands(tmp_path / "bin"))
     monkeypatch.setenv("PATH", commands.path_env())
     return commands
+
+
+def _write(path: Path, value: object) -> Path:
+    path.write_text(json.dumps(value), encoding="utf-8")
+    return path
 
 
 def by(samples: list[Sample], measurement: str, key: str) -> dict[str, Sample]:
@@ -114,6 +125,29 @@ def test_zfs_falls_back_to_text_when_zpool_has_no_json(fake: FakeCommands) -> No
     assert fake.calls().count("zpool status -j --json-int -p") == 1  # asked once only
 
 
+def test_zfs_reads_the_text_when_json_exits_0_but_does_not_parse(fake: FakeCommands) -> None:
+    """A zpool whose -j prints what the parser cannot read (a vendor build, a newer
+    output_version) still gives the pools' status, from the text, and stays on the text."""
+    fake.answer("zpool status -j --json-int -p", stdout="Pools: tank is fine\n")
+    fake.answer("zpool status -p", "zpool_status_2.1_raidz2_degraded.txt")
+    collector = ZfsCollector(SETTINGS, arcstats="/nonexistent")
+    for _ in range(2):
+        tank = by(collector.collect(NOW), "zfs_pool", "pool")["tank"].fields
+        assert (tank["errors"], tank["health"], tank["stale"]) == (1254, "DEGRADED", 0)
+    assert collector.use_json is False
+    assert fake.calls().count("zpool status -j --json-int -p") == 1
+
+
+def test_zfs_keeps_json_once_it_worked(fake: FakeCommands) -> None:
+    """JSON that worked and then fails once is the last good JSON, stale: no switch."""
+    collector = ZfsCollector(SETTINGS, arcstats="/nonexistent")
+    assert by(collector.collect(NOW), "zfs_pool", "pool")["tank"].fields["stale"] == 0
+    fake.answer("zpool status -j --json-int -p", stdout="{ broken")
+    tank = by(collector.collect(NOW), "zfs_pool", "pool")["tank"].fields
+    assert tank["stale"] == 1 and tank["errors"] == 1254
+    assert collector.use_json is True and "zpool status -p" not in fake.calls()
+
+
 def test_a_hanging_zpool_gives_the_last_good_pools_marked_stale(fake: FakeCommands) -> None:
     collector = ZfsCollector(CollectorSettings(command_timeout=1), arcstats="/nonexistent")
     assert by(collector.collect(NOW), "zfs_pool", "pool")["rpool"].fields["stale"] == 0
@@ -175,6 +209,47 @@ def test_pve_cap_and_include_list(fake: FakeCommands) -> None:
     assert sorted(by(picked.collect(NOW), "pve_guest", "id")) == ["lxc/104", "qemu/103"]
 
 
+def test_statuses_past_the_cap_are_counted(fake: FakeCommands, tmp_path: Path) -> None:
+    """20 guests of 20 different statuses (a PVE newer than this agent, a garbled list):
+    16 counts are sent, those of the most guests first, and the 4 others counted."""
+    guests = [{"vmid": 100 + n, "status": f"state{n:02d}", "name": f"g{n}"} for n in range(20)]
+    guests += [{"vmid": 200 + n, "status": "running"} for n in range(3)]
+    fake.answer(QEMU, _write(tmp_path / "qemu.json", guests))
+    collector = PveCollector(SETTINGS)
+    samples = collector.collect(NOW)
+    counts = {s.tags["status"]: s.fields["count"] for s in samples if s.measurement == "pve_guests"}
+    assert len(counts) == MAX_STATUSES and counts["running"] == 3 + 2  # and the fixture's lxc
+    assert collector.overflow == len({g["status"] for g in guests} | {"stopped"}) - MAX_STATUSES
+
+
+def test_both_tiers_share_the_guest_and_storage_lists(fake: FakeCommands) -> None:
+    """The slow tier takes the lists the medium tier read within its interval; older ones
+    (here an interval of 0) it reads again. Run at once (both tiers start on the same
+    grid), each list is still read once."""
+    lists = (QEMU, LXC, STORAGE)
+    PveCollector(SETTINGS).collect(NOW)
+    medium = PveCollector(SETTINGS)
+    slow = PveBackupCollector(SETTINGS)
+    medium.collect(NOW)
+    before = fake.calls()
+    samples = slow.collect(NOW)
+    assert not [call for call in fake.calls()[len(before) :] if call in lists]
+    assert by(samples, "pve_backup", "id")["qemu/103"].fields["stale"] == 0
+    # no medium run within the interval: the slow tier reads them itself
+    alone = PveBackupCollector(dataclasses.replace(SETTINGS, medium_interval=0.0))
+    before = fake.calls()
+    alone.collect(NOW)
+    assert sorted(c for c in fake.calls()[len(before) :] if c in lists) == sorted(lists)
+    # at once, in two threads, after the lists aged past the interval
+    for command in (medium.lists.qemu, medium.lists.lxc, medium.lists.storage):
+        command.last_good_at -= SETTINGS.medium_interval
+    before = fake.calls()
+    with ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(medium.collect, NOW), pool.submit(slow.collect, NOW)]
+        assert all(future.result() for future in done)
+    assert sorted(c for c in fake.calls()[len(before) :] if c in lists) == sorted(lists)
+
+
 def test_pve_backup_tasks_not_backed_up_and_updates(fake: FakeCommands) -> None:
     samples = PveBackupCollector(SETTINGS).collect(NOW)
     backups = by(samples, "pve_backup", "id")
@@ -220,7 +295,6 @@ def storage_list(folder: Path, **nfs: object) -> Path:
 NFS_CONTENT = (
     "pvesh get /nodes/pve1/storage/nas-backup/content --content backup --output-format json"
 )
-STORAGE = "pvesh get /nodes/pve1/storage --output-format json"
 
 
 def test_pve_backup_counts_over_every_backup_storage(fake: FakeCommands, tmp_path: Path) -> None:
@@ -229,7 +303,8 @@ def test_pve_backup_counts_over_every_backup_storage(fake: FakeCommands, tmp_pat
             "vmid": 103, "ctime": 1713067202, "size": 70000000000, "format": "vma.zst",
             "subtype": "qemu", "content": "backup"}]  # fmt: skip
     fake.answer(NFS_CONTENT, stdout=json.dumps(nfs))
-    collector = PveBackupCollector(SETTINGS)
+    # no medium tier here: each run reads the storage list afresh
+    collector = PveBackupCollector(dataclasses.replace(SETTINGS, medium_interval=0.0))
     backups = by(collector.collect(NOW), "pve_backup", "id")
     counts = {key: (s.fields["backups"], s.fields["verify_failed"]) for key, s in backups.items()}
     assert counts == {

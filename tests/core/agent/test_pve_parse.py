@@ -282,8 +282,23 @@ def test_guest_list_round_trip(generated: list[Guest]) -> None:
     assert parse_guests(json.dumps(items), "qemu") == generated
 
 
+# Numbers that must come out as a PveParseError or as nothing: longer than int() converts
+# (4300 digits) or a float holds, and digits of other scripts ("²" passes isdigit(), which
+# int() refuses), in every position a number or a vmid string may be.
+long_digits = st.from_regex(r"\d{300,5000}(\.\d)?", fullmatch=True)
+foreign_digits = st.text(
+    st.characters(categories=["Nd", "No"], exclude_characters="0123456789"),
+    min_size=1,
+    max_size=6,
+)
+odd_numbers = long_digits | foreign_digits
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=10),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=10)
+    | odd_numbers,
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
@@ -428,3 +443,23 @@ def test_content_listing_round_trip(files: list[BackupFile]) -> None:
         items.append(item)
     expected = [file for index, file in enumerate(files) if not (index % 2 and file.size is None)]
     assert parse_backup_content(json.dumps(items)) == expected
+
+
+@given(odd_numbers | st.sampled_from([1e30, 2**64, -1, "18446744073709551616"]))
+@settings(max_examples=60, deadline=None)
+def test_one_odd_number_leaves_out_a_value_or_an_entry_not_the_list(number: Any) -> None:
+    """A wild number where PVE puts a vmid, a time or a size: the other entries are read,
+    and nothing read is beyond 64 bits."""
+    good_task = {"type": "vzdump", "id": "100", "starttime": 10, "endtime": 20, "status": "OK"}
+    tasks = parse_tasks(json.dumps([{**good_task, "id": number}, good_task]))
+    assert tasks[-1] == BackupTask(100, True, 10, 20) and len(tasks) == 2
+    good_file = {"vmid": 100, "ctime": 10, "size": 5, "content": "backup"}
+    odd_files = [{**good_file, key: number} for key in ("vmid", "ctime", "size")]
+    files = parse_backup_content(json.dumps([*odd_files, good_file]))
+    assert files[-1] == BackupFile(100, 10, 5)
+    guest = {"vmid": 100, "status": "running", "mem": number, "cpus": number, "uptime": number}
+    (parsed,) = parse_guests(json.dumps([guest]), "qemu")
+    for value in (parsed.mem, parsed.cpus, parsed.uptime, *(f.size for f in files)):
+        assert value is None or 0 <= value < 2**63
+    with contextlib.suppress(PveParseError):
+        parse_guests(json.dumps([{**guest, "vmid": number}]), "lxc")

@@ -287,8 +287,23 @@ def test_truncated_or_garbled_fixtures_raise_only_parse_errors(
     _never_raises_other_than_parse_error(text[:at] + junk + text[at:cut])
 
 
+# Numbers a parser must refuse with ZfsParseError: longer than int() converts (4300 digits)
+# or than a float holds, and digits of other scripts ("²" passes isdigit(), int() refuses it;
+# "٣" passes both, which zpool never prints).
+long_digits = st.from_regex(r"\d{300,5000}(\.\d)?", fullmatch=True)
+foreign_digits = st.text(
+    st.characters(categories=["Nd", "No"], exclude_characters="0123456789"),
+    min_size=1,
+    max_size=6,
+)
+odd_numbers = long_digits | foreign_digits | st.just("99999999999999999999999")
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats() | st.text(max_size=10),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats()
+    | st.text(max_size=10)
+    | odd_numbers,
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
     ),
@@ -321,3 +336,126 @@ def test_arbitrary_json_status_raises_only_parse_errors(pool: dict, vdev: dict) 
     document = {"output_version": {}, "pools": {"p": pool}}
     with contextlib.suppress(ZfsParseError):
         parse_zpool_status_json(json.dumps(document, allow_nan=True))
+
+
+@given(odd_numbers, st.sampled_from(["", "K", "T", "B", "%", "x"]))
+@settings(max_examples=60, deadline=None)
+def test_odd_numbers_in_every_numeric_position_raise_only_parse_errors(
+    number: str, suffix: str
+) -> None:
+    text = number + suffix
+    with contextlib.suppress(ZfsParseError):
+        parse_nicenum(text)
+    for column in range(1, 9):  # size alloc free ckpoint expandsz frag cap dedup
+        row = ["tank", "1", "1", "1", "-", "-", "1", "1", "1.00", "ONLINE", "-"]
+        row[column] = text
+        with contextlib.suppress(ZfsParseError):
+            parse_zpool_list("\t".join(row))
+    config = "config:\n\n\tNAME STATE READ WRITE CKSUM\n\ttank ONLINE {} 0 {}\n\n"
+    scan = "  scan: scrub repaired {} in 00:01:00 with {} errors on Sun Mar 10 00:25:24 2024\n"
+    head = "  pool: tank\n state: ONLINE\n"
+    for filled in (
+        head + scan.format("0B", text) + config.format(0, 0),
+        head + scan.format(text, 0) + config.format(0, 0),
+        head + config.format(text, text),
+        head + "  scan: scrub in progress since Sun Mar 10 00:25:24 2024\n"
+        f"\t1G scanned, {text}% done\n" + config.format(0, 0),
+    ):
+        with contextlib.suppress(ZfsParseError):
+            parse_zpool_status_text(filled, UTC)
+    with contextlib.suppress(ZfsParseError):
+        parse_arcstats(f"x\nname type data\nsize 4 {text}\nc 4 {text}\n")
+    vdev = {"name": "tank", "read_errors": text, "write_errors": 0, "checksum_errors": 0}
+    scan_stats = {"function": "SCRUB", "state": "FINISHED", "end_time": text, "errors": text}
+    document = {"output_version": {}, "pools": {"tank": {
+        "name": "tank", "state": "ONLINE", "vdevs": {"tank": vdev}, "scan_stats": scan_stats,
+    }}}  # fmt: skip
+    with contextlib.suppress(ZfsParseError):
+        parse_zpool_status_json(json.dumps(document))
+
+
+def test_a_count_beyond_64_bits_is_no_count() -> None:
+    """zpool printing 10**23 bytes (a garbled line) must not reach the wire, where JSON and
+    line protocol hold 64 bits."""
+    with pytest.raises(ZfsParseError):
+        parse_zpool_list("tank\t99999999999999999999999\t1\t1\t-\t-\t1\t1\t1.00\tONLINE\t-")
+    with pytest.raises(ZfsParseError):
+        parse_nicenum("9000000Z")
+    assert parse_nicenum(str(2**63 - 1)) == 2**63 - 1
+    (pool,) = parse_zpool_status_json(
+        json.dumps(
+            {
+                "output_version": {},
+                "pools": {
+                    "tank": {
+                        "name": "tank",
+                        "state": "ONLINE",
+                        "scan_stats": {
+                            "function": "SCRUB",
+                            "state": "FINISHED",
+                            "end_time": "²",
+                            "errors": 0,
+                        },
+                    }
+                },
+            }
+        )
+    )
+    assert pool.scrub_end is None
+
+
+# The shape of zpool-status(8)'s examples and of a real failing disk: one unrecoverable
+# read is counted on the disk, on its raidz and on the pool's root row.
+ERRORS_AT_EVERY_LEVEL = """\
+  pool: tank
+ state: DEGRADED
+config:
+
+\tNAME        STATE     READ WRITE CKSUM
+\ttank        DEGRADED     1     0     4
+\t  raidz1-0  DEGRADED     1     0     8
+\t    sda     ONLINE       0     0     2
+\t    sdb     FAULTED      3     0     2  too many errors
+\t    sdc     ONLINE       0     0     0
+\t  mirror-1  ONLINE       0     0     0
+\t    sdd     ONLINE       0     0     0
+\t    sde     ONLINE       0     5     0
+\tlogs
+\t  nvme0n1   ONLINE       0     0     1
+\tspares
+\t  sdf       AVAIL
+
+errors: No known data errors
+"""
+
+
+def test_pool_errors_sum_the_leaf_vdevs_only() -> None:
+    (pool,) = parse_zpool_status_text(ERRORS_AT_EVERY_LEVEL)
+    assert pool.errors == 2 + 3 + 2 + 5 + 1
+    leaves = {vdev.name for vdev in pool.vdevs if vdev.leaf}
+    assert leaves == {"sda", "sdb", "sdc", "sdd", "sde", "nvme0n1"}
+
+    # the same tree as zpool status -j prints it
+    def disk(name: str, read: int, write: int, cksum: int) -> dict[str, object]:
+        return {"name": name, "read_errors": read, "write_errors": write,
+                "checksum_errors": cksum}  # fmt: skip
+
+    raidz = {
+        **disk("raidz1-0", 1, 0, 8),
+        "vdevs": {
+            "sda": disk("sda", 0, 0, 2),
+            "sdb": disk("sdb", 3, 0, 2),
+            "sdc": disk("sdc", 0, 0, 0),
+        },
+    }
+    mirror = {
+        **disk("mirror-1", 0, 0, 0),
+        "vdevs": {"sdd": disk("sdd", 0, 0, 0), "sde": disk("sde", 0, 5, 0)},
+    }
+    root = {**disk("tank", 1, 0, 4), "vdevs": {"raidz1-0": raidz, "mirror-1": mirror}}
+    document = {"output_version": {}, "pools": {"tank": {
+        "name": "tank", "state": "DEGRADED", "vdevs": {"tank": root},
+        "logs": {"nvme0n1": disk("nvme0n1", 0, 0, 1)}}}}  # fmt: skip
+    (from_json,) = parse_zpool_status_json(json.dumps(document))
+    assert from_json.errors == pool.errors
+    assert {vdev.name for vdev in from_json.vdevs if vdev.leaf} == leaves

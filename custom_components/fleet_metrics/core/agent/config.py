@@ -309,6 +309,7 @@ def validate(raw: Mapping[str, Any], agent_version: str = "") -> AgentConfig:
         pve_node=proxmox.get("node", ""),
         pve_guests=proxmox["guests"],
         pve_max_guests=proxmox["max_guests"],
+        medium_interval=config["intervals"]["medium"],
     )
     return AgentConfig(
         host=config.get("host") or socket.gethostname(),

@@ -34,6 +34,9 @@ DEFAULT_NET_EXCLUDE: Final = ("lo", "veth*", "tap*", "fwbr*", "fwpr*", "fwln*")
 # Not physical disks: loop and RAM devices, device-mapper, ZFS zvols (guest disks), optical.
 DEFAULT_DISK_EXCLUDE: Final = ("loop*", "ram*", "zram*", "dm-*", "zd*", "sr*", "fd*")
 DEFAULT_MAX_GUESTS: Final = 100
+# What JSON (orjson) carries as an integer; one outside would make the whole batch unsendable.
+MIN_INT: Final = -(2**63)
+END_INT: Final = 2**64
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,9 @@ class CollectorSettings:
     pve_node: str = ""  # empty: this host's short host name
     pve_guests: tuple[int, ...] = ()  # vmids to report one by one; empty: all, up to the cap
     pve_max_guests: int = DEFAULT_MAX_GUESTS
+    # The medium tier's interval: how long the slow tier may reuse the guest and storage
+    # lists the medium tier read (the agent config's intervals.medium).
+    medium_interval: float = 300.0
 
 
 class Collector(ABC):
@@ -105,6 +111,7 @@ class CollectorRun:
         self.collector = collector
         self.failing = False
         self.failures = 0
+        self.dropped_values = 0  # NaN, ±inf and out-of-range ints left out of samples
 
     def __call__(self, time_ns: int) -> list[Sample]:
         name = self.collector.name
@@ -124,7 +131,15 @@ class CollectorRun:
             samples = []
             success = 0
         else:
-            samples = finite_only(samples)
+            samples, dropped = finite_only(samples)
+            if dropped:
+                self.dropped_values += dropped
+                self.collector.once.warning(
+                    "values",
+                    "collector %s gave values JSON cannot carry (NaN, infinite or an integer "
+                    "beyond 64 bits); they are left out",
+                    name,
+                )
             if self.failing:
                 self.failing = False
                 _LOGGER.info("collector %s works again", name)
@@ -140,25 +155,36 @@ class CollectorRun:
         return samples
 
 
-def finite_only(samples: list[Sample]) -> list[Sample]:
-    """``samples`` without NaN and infinite values (JSON has no such numbers, and a batch the
-    server cannot read would be replayed forever), dropping a sample left with no field."""
+def _sendable(value: object) -> bool:
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is int:
+        return MIN_INT <= value < END_INT
+    return True
+
+
+def finite_only(samples: list[Sample]) -> tuple[list[Sample], int]:
+    """``samples`` without NaN, infinite values and integers beyond 64 bits (JSON has no
+    such numbers, and a batch the server cannot read would be replayed forever), dropping a
+    sample left with no field; and how many values were left out."""
     out = []
+    dropped = 0
     for sample in samples:
         fields = sample.fields
-        if any(type(value) is float and not math.isfinite(value) for value in fields.values()):
-            kept = {
-                key: value
-                for key, value in fields.items()
-                if type(value) is not float or math.isfinite(value)
-            }
+        if any(
+            (type(value) is float and not math.isfinite(value))
+            or (type(value) is int and not MIN_INT <= value < END_INT)
+            for value in fields.values()
+        ):
+            kept = {key: value for key, value in fields.items() if _sendable(value)}
+            dropped += len(fields) - len(kept)
             if not kept:
                 continue
             sample = dataclasses.replace(
                 sample, fields=kept, counters=sample.counters & kept.keys()
             )
         out.append(sample)
-    return out
+    return out, dropped
 
 
 class OnceLogger:

@@ -73,7 +73,8 @@ class Command(Generic[T]):  # noqa: UP046 - core runs on 3.11
 
     Args:
         argv: the program (looked up with ``find`` at every run) and its arguments.
-        parse: turns stdout into the result; a ValueError means the output is not usable.
+        parse: turns stdout into the result; a ValueError (or an ArithmeticError such as
+            an OverflowError) means the output is not usable.
         lock_key: what runs one at a time; the command line by default. Commands whose
             lines differ in an id that keeps changing (a task's UPID) share one key, so
             the locks stay as few as the kinds of command.
@@ -97,8 +98,10 @@ class Command(Generic[T]):  # noqa: UP046 - core runs on 3.11
         self.last_error = ""
         self.exit_status: int | None = None  # of the last run that exited non-zero
 
-    def run(self, timeout: float) -> Reading[T] | None:
-        """The fresh result, else the last good one marked stale, else None."""
+    def run(self, timeout: float, max_age: float = 0.0) -> Reading[T] | None:
+        """The fresh result, else the last good one marked stale, else None. A good result
+        of a run that ended while this caller waited for the lock (another collector's), or
+        one younger than ``max_age`` seconds, is given without running the command again."""
         program = find(self.argv[0])
         if program is None:
             if not self.missing:
@@ -106,20 +109,34 @@ class Command(Generic[T]):  # noqa: UP046 - core runs on 3.11
             self.missing = True
             return None
         self.missing = False
+        asked = time.time()
         lock = _lock(self.lock_key)
         if not lock.acquire(timeout=timeout):
             return self._failed(CommandFailed("another run of it is still going"))
-        try:
+        try:  # the result is kept under the lock: collectors of two tiers share commands
+            if (young := self._young(asked, max_age)) is not None:
+                return young
             value = self.parse(self._output(program, timeout))
-        except (CommandFailed, ValueError) as err:
+        except (CommandFailed, ValueError, ArithmeticError) as err:
+            # ArithmeticError: an overflow a parser let through is a bad output, not a crash
             return self._failed(err)
+        else:
+            self.last_good, self.last_good_at = value, time.time()
+            if self.failing:
+                self.failing = False
+                _LOGGER.info("%s works again", self.label)
+            return Reading(value, False)
         finally:
             lock.release()
-        self.last_good, self.last_good_at = value, time.time()
-        if self.failing:
-            self.failing = False
-            _LOGGER.info("%s works again", self.label)
-        return Reading(value, False)
+
+    def _young(self, asked: float, max_age: float) -> Reading[T] | None:
+        """The latest run's result when it was good and ended after ``asked`` or less than
+        ``max_age`` seconds ago."""
+        if self.last_good is None or self.failing:
+            return None
+        if self.last_good_at <= asked and time.time() - self.last_good_at >= max_age:
+            return None
+        return Reading(self.last_good, False)
 
     def _output(self, program: str, timeout: float) -> str:
         try:

@@ -5,6 +5,11 @@ Guests are sent one by one for the vmids the config lists, else for the first
 ``max_guests`` by vmid; the counts by status always cover all of them. Templates are not
 guests that run: they are counted under the status "template" and not sent one by one.
 
+Both collectors need the node's guest and storage lists; they share one ``NodeLists`` per
+node, and the slow tier takes the medium tier's lists when they are younger than the medium
+interval instead of asking pvesh again (pvesh is Perl: each call costs about a second of
+CPU on the host).
+
 Backups: ``/nodes/<node>/tasks`` names a vzdump task after its guest only when the task
 backed up that one guest; a job over several guests (a scheduled job, what most hosts
 have) is one task without a guest. So the last success of a guest is also the newest
@@ -17,6 +22,8 @@ Parsers are in pve_parse.py.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import Counter
 from collections.abc import Iterable
 from functools import partial
@@ -63,11 +70,33 @@ def _pvesh(path: str, *args: str) -> tuple[str, ...]:
     return ("pvesh", "get", path, *args, "--output-format", "json")
 
 
-def guest_commands(node: str) -> tuple[Command[list[Guest]], Command[list[Guest]]]:
-    return (
-        Command(_pvesh(f"/nodes/{node}/qemu"), partial(parse_guests, guest_type="qemu")),
-        Command(_pvesh(f"/nodes/{node}/lxc"), partial(parse_guests, guest_type="lxc")),
-    )
+class NodeLists:
+    """The guest lists and the storage list of one node, as commands with their last good
+    result: one set per node, whoever runs them."""
+
+    def __init__(self, node: str) -> None:
+        self.qemu: Command[list[Guest]] = Command(
+            _pvesh(f"/nodes/{node}/qemu"), partial(parse_guests, guest_type="qemu")
+        )
+        self.lxc: Command[list[Guest]] = Command(
+            _pvesh(f"/nodes/{node}/lxc"), partial(parse_guests, guest_type="lxc")
+        )
+        self.storage: Command[list[Storage]] = Command(
+            _pvesh(f"/nodes/{node}/storage"), parse_storage
+        )
+
+
+# By node; an entry lives as long as a collector holds it (tests build collectors afresh).
+_NODE_LISTS: weakref.WeakValueDictionary[str, NodeLists] = weakref.WeakValueDictionary()
+_NODE_LISTS_LOCK = threading.Lock()
+
+
+def node_lists(node: str) -> NodeLists:
+    with _NODE_LISTS_LOCK:
+        lists = _NODE_LISTS.get(node)
+        if lists is None:
+            lists = _NODE_LISTS[node] = NodeLists(node)
+        return lists
 
 
 def select_guests(
@@ -115,13 +144,16 @@ def guest_sample(guest: Guest, stale: bool, time_ns: int) -> Sample:
     return Sample("pve_guest", {"id": guest.id}, fields, time_ns, GUEST_COUNTERS & fields.keys())
 
 
-def count_samples(guests: Iterable[Guest], time_ns: int) -> list[Sample]:
-    """``pve_guests`` by status; templates under "template"; at most MAX_STATUSES."""
+def count_samples(guests: Iterable[Guest], time_ns: int) -> tuple[list[Sample], int]:
+    """``pve_guests`` by status, templates under "template", for the MAX_STATUSES statuses
+    most guests have; and how many statuses that left out."""
     counts = Counter("template" if guest.template else guest.status for guest in guests)
-    return [
+    kept = sorted(counts.most_common(MAX_STATUSES))
+    samples = [
         Sample("pve_guests", {"status": status}, {"count": count}, time_ns)
-        for status, count in sorted(counts.items())[:MAX_STATUSES]
+        for status, count in kept
     ]
+    return samples, len(counts) - len(kept)
 
 
 def storage_sample(storage: Storage, stale: bool, time_ns: int) -> Sample:
@@ -152,12 +184,15 @@ def _guests(readings: Iterable[Reading[list[Guest]] | None]) -> list[tuple[Guest
 
 
 class _PveCollector(Collector):
-    """What both PVE collectors share: the node name and the guest lists."""
+    """What both PVE collectors share: the node name and its guest and storage lists.
+    ``lists_max_age``: how old a good list may be to be taken instead of a new run."""
+
+    lists_max_age = 0.0
 
     def __init__(self, settings: CollectorSettings) -> None:
         super().__init__(settings)
         self.node = settings.pve_node or node_name()
-        self.qemu, self.lxc = guest_commands(self.node)
+        self.lists = node_lists(self.node)
 
     @classmethod
     def available(cls) -> bool:
@@ -165,11 +200,15 @@ class _PveCollector(Collector):
 
     def _read_guests(self) -> tuple[list[tuple[Guest, bool]], bool]:
         """Every guest with its staleness, and whether any list was read at all."""
+        timeout, max_age = self.settings.command_timeout, self.lists_max_age
         readings = [
-            self.qemu.run(self.settings.command_timeout),
-            self.lxc.run(self.settings.command_timeout),
+            self.lists.qemu.run(timeout, max_age),
+            self.lists.lxc.run(timeout, max_age),
         ]
         return _guests(readings), any(reading is not None for reading in readings)
+
+    def _read_storage(self) -> Reading[list[Storage]] | None:
+        return self.lists.storage.run(self.settings.command_timeout, self.lists_max_age)
 
     def _select(self, guests: list[tuple[Guest, bool]]) -> list[tuple[Guest, bool]]:
         stale = {guest.id: is_stale for guest, is_stale in guests}
@@ -192,16 +231,20 @@ class PveCollector(_PveCollector):
     name = "pve"
     tier = "medium"
 
-    def __init__(self, settings: CollectorSettings) -> None:
-        super().__init__(settings)
-        self.storage = Command(_pvesh(f"/nodes/{self.node}/storage"), parse_storage)
-
     def collect(self, time_ns: int) -> list[Sample]:
         guests, listed = self._read_guests()
         samples = [guest_sample(guest, stale, time_ns) for guest, stale in self._select(guests)]
         if listed:
-            samples += count_samples((guest for guest, _ in guests), time_ns)
-        storage = self.storage.run(self.settings.command_timeout)
+            counts, left_out = count_samples((guest for guest, _ in guests), time_ns)
+            samples += counts
+            if left_out:
+                self.overflow += left_out
+                self.once.warning(
+                    "statuses",
+                    "pve: more than %d guest statuses; counted are the most common",
+                    MAX_STATUSES,
+                )
+        storage = self._read_storage()
         if storage is not None:
             samples += [
                 storage_sample(each, storage.stale, time_ns)
@@ -279,6 +322,8 @@ class PveBackupCollector(_PveCollector):
 
     def __init__(self, settings: CollectorSettings) -> None:
         super().__init__(settings)
+        # The medium tier's lists, when it ran within its interval (it runs on the same grid).
+        self.lists_max_age = settings.medium_interval
         self.tasks = Command(
             _pvesh(
                 f"/nodes/{self.node}/tasks", "--typefilter", "vzdump", "--limit", str(TASK_LIMIT)
@@ -289,7 +334,6 @@ class PveBackupCollector(_PveCollector):
             _pvesh("/cluster/backup-info/not-backed-up"), parse_not_backed_up
         )
         self.updates = Command(_pvesh(f"/nodes/{self.node}/apt/update"), parse_apt_updates)
-        self.storage = Command(_pvesh(f"/nodes/{self.node}/storage"), parse_storage)
         # By storage id, for the backup storages the last list named (at most
         # MAX_BACKUP_STORAGES): each keeps its last good summary for a failing run.
         self.content: dict[str, Command[StorageBackups]] = {}
@@ -342,7 +386,7 @@ class PveBackupCollector(_PveCollector):
         them gave its list (else counts would be short), and whether any of it is reused
         (stale). A storage PVE cannot reach now (``active`` 0: an NFS share down) gives
         its last good list, stale."""
-        listing = self.storage.run(self.settings.command_timeout)
+        listing = self._read_storage()
         if listing is None:
             self.content = {}
             return {}, False, False

@@ -4,7 +4,8 @@
 each parser returns frozen results or raises ``PveParseError`` and nothing else, so no dict
 travels past it and the collector can log one line and keep the last good result. A list
 that is not a list, or a guest without a vmid, is an error; one odd value in an entry (a
-negative byte count) is left out, as PVE leaves out what it does not know. Shapes follow the
+negative byte count, one past 64 bits) is left out, as PVE leaves out what it does not
+know. Shapes follow the
 PVE API viewer (pve-docs/api-viewer) and what pvesh prints on PVE 8. A vzdump task log
 (``/nodes/<node>/tasks/<upid>/log``) is read for the lines PVE::VZDump writes per guest.
 """
@@ -21,6 +22,7 @@ import orjson
 MIN_VMID: Final = 1  # PVE allocates from 100, but the schema accepts from 1
 MAX_VMID: Final = 999_999_999
 MAX_TEXT: Final = 200
+MAX_COUNT: Final = 2**63 - 1  # an int64, what InfluxDB and every JSON reader hold
 GUEST_TYPES: Final = ("qemu", "lxc")
 _STORAGE_ID: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 _WORD: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -154,8 +156,9 @@ def _loads_list(text: str | bytes, what: str) -> list[Any]:
 
 
 def _vmid(value: Any, where: str) -> int:
-    """PVE gives vmids as ints, and as strings in some LXC lists."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    """PVE gives vmids as ints, and as strings (ASCII digits, at most nine) in some LXC
+    lists; anything else is a PveParseError."""
+    if isinstance(value, str) and 0 < len(value) <= 9 and value.isascii() and value.isdigit():
         value = int(value)
     if type(value) is not int or not MIN_VMID <= value <= MAX_VMID:
         raise PveParseError(f"{where}: vmid missing or not a guest id")
@@ -163,16 +166,18 @@ def _vmid(value: Any, where: str) -> int:
 
 
 def _count(value: Any) -> int | None:
-    """A non-negative integer (bytes, seconds); floats PVE sometimes prints are rounded."""
-    if type(value) is int:
-        return value if value >= 0 else None
-    if type(value) is float and math.isfinite(value) and value >= 0:
-        return round(value)
+    """A non-negative integer up to MAX_COUNT (bytes, seconds); floats PVE sometimes prints
+    are rounded."""
+    if type(value) is float and math.isfinite(value) and 0 <= value <= MAX_COUNT:
+        value = round(value)
+    if type(value) is int and 0 <= value <= MAX_COUNT:
+        return value
     return None
 
 
 def _ratio(value: Any) -> float | None:
-    if type(value) in (int, float) and math.isfinite(value) and value >= 0:
+    """A non-negative finite number (an int orjson read is within 64 bits) as a float."""
+    if type(value) in (int, float) and 0 <= value <= MAX_COUNT:
         return float(value)
     return None
 

@@ -2,7 +2,9 @@
 
 Pool size and use come from ``zpool list -Hp``; state, per-vdev errors and the last scrub
 from ``zpool status``: its JSON (``-j``, OpenZFS 2.3+) where the installed zpool has it, else
-its text, which is chosen for good the first time ``-j`` is refused. The ARC's size and
+its text. Until ``-j`` has once given JSON that parses, a run without it (refused, or output
+this parser does not read) reads the text too, and the text is chosen for good once it
+works. The ARC's size and
 target come from arcstats: the ARC is a cache that gives memory back, so the server can
 show memory used with and without it. Parsers are in zfs_parse.py.
 """
@@ -159,14 +161,19 @@ class ZfsCollector(Collector):
         return samples
 
     def _status(self, timeout: float) -> Reading[list[PoolStatus]] | None:
-        if self.use_json is not False:
-            reading = self.status_json.run(timeout)
-            if reading is not None and not reading.stale:
-                self.use_json = True
-            if self.use_json or self.status_json.exit_status is None:
-                return reading
-            self.use_json = False  # refused before it ever worked: zpool older than 2.3
-        return self.status_text.run(timeout)
+        if self.use_json is False:
+            return self.status_text.run(timeout)
+        reading = self.status_json.run(timeout)
+        if reading is not None and not reading.stale:
+            self.use_json = True
+        if self.use_json:
+            return reading  # worked before: a failing run is stale JSON, not a switch
+        # -j refused (zpool older than 2.3) or its output not read: the text, for good
+        # once it works
+        text = self.status_text.run(timeout)
+        if text is not None and not text.stale:
+            self.use_json = False
+        return text
 
     def _arc(self) -> ArcStats | None:
         try:

@@ -4,8 +4,12 @@ text, 2.3 JSON) and ``/proc/spl/kstat/zfs/arcstats``.
 Hand-written because no maintained library parses these: ``zpool`` has no stable machine
 format before 2.3's ``-j``, and its text is what every older host prints. Each parser takes
 the whole output and returns frozen results or raises ``ZfsParseError``, never anything
-else, so the collector can log one line and keep the last good result. Shapes follow
-cmd/zpool/zpool_main.c (``print_scan_scrub_resilver_status``, ``status_callback_json``) and
+else, so the collector can log one line and keep the last good result. Every number goes
+through ``_int`` or ``parse_nicenum``: ASCII digits only (a regex's digit class and
+``int()`` take other scripts' digits too), at most ``MAX_DIGITS`` of them (``int()``
+refuses over 4300, ``float()`` overflows), and at most ``MAX_COUNT`` (JSON and line
+protocol carry 64 bits). Shapes follow cmd/zpool/zpool_main.c
+(``print_scan_scrub_resilver_status``, ``status_callback_json``) and
 lib/libzfs/libzfs_pool.c (``zpool_get_prop_literal``) of OpenZFS.
 """
 
@@ -23,13 +27,17 @@ import orjson
 
 POOL_STATES: Final = ("ONLINE", "DEGRADED", "FAULTED", "OFFLINE", "REMOVED", "UNAVAIL", "SUSPENDED")
 MAX_VDEVS: Final = 512  # per pool; a 60-disk JBOD with spares stays far below
+MAX_DIGITS: Final = 20  # 2**64 has 20 digits
+MAX_COUNT: Final = 2**63 - 1  # an int64, what InfluxDB and every JSON reader hold
 _POOL_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,254}")
 _STATE: Final = re.compile(r"[A-Z][A-Z_]{1,31}")
-_NICENUM: Final = re.compile(r"(\d+(?:\.\d+)?)([KMGTPEZ]?)B?")
+_NICENUM: Final = re.compile(r"([0-9]{1,20}(?:\.[0-9]{1,20})?)([KMGTPEZ]?)B?")
 _UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 _UNITS_EXTRA: Final = {"E": 1 << 60, "Z": 1 << 70}
 # "Sun Mar 10 00:25:24 2024": ctime(3), what zpool prints under LC_ALL=C.
-_CTIME: Final = re.compile(r"[A-Z][a-z]{2} ([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})")
+_CTIME: Final = re.compile(
+    r"[A-Z][a-z]{2} ([A-Z][a-z]{2}) +([0-9]{1,2}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([0-9]{4})"
+)
 _MONTHS: Final = {
     name: index
     for index, name in enumerate(
@@ -38,7 +46,7 @@ _MONTHS: Final = {
 }
 _ROW: Final = re.compile(r"(\S+)\s+([A-Z][A-Z_]+)(?:\s+(\S+)\s+(\S+)\s+(\S+))?(?:\s+.*)?")
 _GROUPS: Final = frozenset({"logs", "cache", "spares", "special", "dedup"})
-_DONE: Final = re.compile(r"(\d+(?:\.\d+)?)% done")
+_DONE: Final = re.compile(r"([0-9]{1,3}(?:\.[0-9]{1,6})?)% done")
 _POOL_LINE: Final = re.compile(r" {0,8}pool: ")
 _KEY_LINE: Final = re.compile(r" {0,8}([a-z]+):(?:\s(.*))?$")
 _JSON_GROUPS: Final = ("vdevs", "dedup", "special", "logs", "l2cache", "spares")
@@ -64,12 +72,14 @@ class PoolUsage:
 
 @dataclass(frozen=True, slots=True)
 class VdevErrors:
-    """One row of the config tree; the pool's root row is named after the pool."""
+    """One row of the config tree; the pool's root row is named after the pool. ``leaf``:
+    a disk or file, not a mirror, raidz, replacing or root row above others."""
 
     name: str
     read: int
     write: int
     checksum: int
+    leaf: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +103,10 @@ class PoolStatus:
 
     @property
     def errors(self) -> int:
-        return sum(vdev.read + vdev.write + vdev.checksum for vdev in self.vdevs)
+        """Read, write and checksum errors of the leaf vdevs (disks, log and cache devices)
+        only: zpool reports one failed I/O at every level it went through (the disk, its
+        mirror or raidz, the root row), so summing every row would count it several times."""
+        return sum(vdev.read + vdev.write + vdev.checksum for vdev in self.vdevs if vdev.leaf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,16 +117,30 @@ class ArcStats:
     max_bytes: int | None
 
 
+def _int(text: str, low: int = 0) -> int:
+    """An integer of ASCII digits (a leading ``-`` when ``low`` is negative) from ``low`` to
+    MAX_COUNT; anything else is a ZfsParseError."""
+    digits = text[1:] if low < 0 and text.startswith("-") else text
+    if not (0 < len(digits) <= MAX_DIGITS and digits.isascii() and digits.isdigit()):
+        raise ZfsParseError(f"not a number: {text[:40]!r}")
+    value = int(text)
+    if not low <= value <= MAX_COUNT:
+        raise ZfsParseError(f"out of range: {text[:40]!r}")
+    return value
+
+
 def parse_nicenum(text: str) -> int:
-    """Bytes or a count as zpool prints them: ``0``, ``1.2K``, ``3.64T``, ``0B`` (base 1024)."""
+    """Bytes or a count as zpool prints them: ``0``, ``1.2K``, ``3.64T``, ``0B`` (base 1024),
+    at most MAX_COUNT."""
     match = _NICENUM.fullmatch(text)
     if match is None:
         raise ZfsParseError(f"not a number: {text[:40]!r}")
     number, unit = match.groups()
     scale = _UNITS.get(unit) or _UNITS_EXTRA[unit]
-    if "." not in number:
-        return int(number) * scale
-    return round(float(number) * scale)
+    value = int(number) * scale if "." not in number else round(float(number) * scale)
+    if value > MAX_COUNT:
+        raise ZfsParseError(f"out of range: {text[:40]!r}")
+    return value
 
 
 def _pool_name(text: str) -> str:
@@ -137,8 +164,11 @@ def _percent(text: str) -> float:
 
 
 def _dedup(text: str) -> float:
+    number = text.removesuffix("x")
+    if not (number.isascii() and len(number) <= 2 * MAX_DIGITS):
+        raise ZfsParseError(f"not a dedup ratio: {text[:40]!r}")
     try:
-        value = float(text.removesuffix("x"))
+        value = float(number)
     except ValueError:
         raise ZfsParseError(f"not a dedup ratio: {text[:40]!r}") from None
     if not math.isfinite(value) or value < 0:
@@ -200,7 +230,9 @@ def _scan_text(text: str, tz: tzinfo | None) -> dict[str, Any]:
     progress = {"scan_progress_ratio": float(done.group(1)) / 100} if done else {}
     if first.startswith("none requested"):
         return {"scan": "none", "scan_state": "none"}
-    match = re.match(r"(scrub repaired|resilvered) (\S+) in .*? with (\d+) errors on (.*)", first)
+    match = re.match(
+        r"(scrub repaired|resilvered) (\S+) in .*? with ([0-9]+) errors on (.*)", first
+    )
     if match:
         kind, repaired, errors, date = match.groups()
         scrub = kind == "scrub repaired"
@@ -208,7 +240,7 @@ def _scan_text(text: str, tz: tzinfo | None) -> dict[str, Any]:
             "scan": "scrub" if scrub else "resilver",
             "scan_state": "finished",
             "scan_repaired_bytes": parse_nicenum(repaired),
-            "scan_errors": int(errors),
+            "scan_errors": _int(errors),
         }
         if scrub:
             fields["scrub_end"] = parse_ctime(date, tz)
@@ -233,33 +265,38 @@ def _counts(row: re.Match[str]) -> tuple[int, int, int] | None:
 
 
 def _config_rows(lines: list[str]) -> tuple[list[VdevErrors], int]:
-    rows: list[VdevErrors] = []
-    left_out = 0
+    """The rows with counts; a row is a leaf when the next row of the tree (a group name
+    such as ``logs`` included) is not indented deeper."""
+    tree: list[tuple[int, re.Match[str] | None]] = []  # (indent, row; None for a group)
     header_seen = False
     for line in lines:
         text = line.strip()
         if not text:
-            if header_seen and rows:
+            if header_seen and tree:
                 break
             continue
         if not header_seen:
             if text.split()[:2] == ["NAME", "STATE"]:
                 header_seen = True
             continue
+        indent = len(line) - len(line.lstrip())
         if text in _GROUPS:
-            continue
-        row = _ROW.fullmatch(text)
-        if row is None:
-            continue
-        counts = _counts(row)
-        if counts is None:
-            continue  # spares (AVAIL) have no counts
+            tree.append((indent, None))
+        elif (row := _ROW.fullmatch(text)) is not None:
+            tree.append((indent, row))
+    if not header_seen:
+        raise ZfsParseError("config: no NAME STATE READ WRITE CKSUM header")
+    rows: list[VdevErrors] = []
+    left_out = 0
+    for index, (indent, row) in enumerate(tree):
+        counts = _counts(row) if row is not None else None
+        if row is None or counts is None:
+            continue  # a group name; spares (AVAIL) have no counts
         if len(rows) >= MAX_VDEVS:
             left_out += 1
             continue
-        rows.append(VdevErrors(row.group(1), *counts))
-    if not header_seen:
-        raise ZfsParseError("config: no NAME STATE READ WRITE CKSUM header")
+        leaf = index + 1 == len(tree) or tree[index + 1][0] <= indent
+        rows.append(VdevErrors(row.group(1), *counts, leaf=leaf))
     return rows, left_out
 
 
@@ -315,7 +352,7 @@ def parse_zpool_status_text(text: str, tz: tzinfo | None = None) -> list[PoolSta
 
 def _json_int(value: Any, where: str) -> int:
     """A count from ``-j``: an int with ``--json-int``, else a string (exact or nicenum)."""
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value <= MAX_COUNT:
         return value
     if isinstance(value, str):
         return parse_nicenum(value)
@@ -324,9 +361,12 @@ def _json_int(value: Any, where: str) -> int:
 
 def _json_time(value: Any) -> float | None:
     """A timestamp from ``-j --json-int`` (0: never); formatted dates are not read."""
-    if type(value) is int and value > 0:
-        return float(value)
-    if isinstance(value, str) and value.isdigit() and int(value) > 0:
+    if isinstance(value, str):
+        try:
+            value = _int(value)
+        except ZfsParseError:
+            return None
+    if type(value) is int and 0 < value <= MAX_COUNT:
         return float(value)
     return None
 
@@ -337,6 +377,7 @@ def _json_vdevs(tree: Any, where: str, out: list[VdevErrors], left_out: list[int
     for key, vdev in tree.items():
         if not isinstance(vdev, Mapping):
             raise ZfsParseError(f"{where}: vdev {str(key)[:40]!r} is not an object")
+        children = vdev.get("vdevs")
         if "read_errors" in vdev:  # spares have none
             if len(out) >= MAX_VDEVS:
                 left_out[0] += 1
@@ -350,10 +391,11 @@ def _json_vdevs(tree: Any, where: str, out: list[VdevErrors], left_out: list[int
                         _json_int(vdev.get("read_errors"), name),
                         _json_int(vdev.get("write_errors"), name),
                         _json_int(vdev.get("checksum_errors"), name),
+                        leaf=not children,
                     )
                 )
-        if "vdevs" in vdev:
-            _json_vdevs(vdev["vdevs"], where, out, left_out)
+        if children is not None:
+            _json_vdevs(children, where, out, left_out)
 
 
 def _json_scan(scan: Any, where: str) -> dict[str, Any]:
@@ -437,8 +479,8 @@ def parse_arcstats(text: str) -> ArcStats:
             continue
         if header_seen and len(parts) == 3:
             try:
-                values[parts[0]] = int(parts[2])
-            except ValueError:
+                values[parts[0]] = _int(parts[2], low=-MAX_COUNT)
+            except ZfsParseError:
                 continue  # a statistic of another type (none today) is not one we read
     if not header_seen:
         raise ZfsParseError("arcstats: no 'name type data' header")
