@@ -99,6 +99,34 @@ def _requirement(value: Any) -> str:
     return str(value)
 
 
+def _service_type(value: Any) -> str:
+    """python-zeroconf browses only full service types: ``_name._tcp.local.``."""
+    if not isinstance(value, str) or not re.fullmatch(
+        r"_[a-z0-9-]{1,15}\._(tcp|udp)\.local\.", value
+    ):
+        raise vol.Invalid("a zeroconf type is _name._tcp.local. or _name._udp.local.")
+    return value
+
+
+def _lowercase(value: Any) -> str:
+    if not isinstance(value, str) or value.lower() != value:
+        raise vol.Invalid("hassfest: zeroconf name and properties match in lowercase")
+    return value
+
+
+# hassfest, manifest.py: a zeroconf matcher is a service type, or its type with a name
+# and TXT properties to match (deprecated top-level keys left out).
+ZEROCONF_MATCHER = vol.Any(
+    _service_type,
+    vol.Schema(
+        {
+            vol.Required("type"): _service_type,
+            vol.Optional("name"): _lowercase,
+            vol.Optional("properties"): {str: _lowercase},
+        }
+    ),
+)
+
 # Required here is what a custom integration needs (hassfest requires domain, name,
 # documentation and codeowners of every integration, iot_class of every device integration,
 # version of custom ones; HACS requires issue_tracker; the rest is this project's rule).
@@ -118,6 +146,7 @@ CUSTOM_MANIFEST_SCHEMA = vol.Schema(
         vol.Optional("requirements"): [_requirement],
         vol.Optional("single_config_entry"): bool,
         vol.Required("version"): _version,
+        vol.Optional("zeroconf"): vol.All([ZEROCONF_MATCHER], vol.Length(min=1)),
     }
 )
 
@@ -165,6 +194,8 @@ def test_manifest_schema_refuses_what_hassfest_refuses() -> None:
         {**MANIFEST, "version": "next"},
         {**MANIFEST, "quality_scale": "gold"},  # core only; a custom one has quality_scale.yaml
         {key: value for key, value in MANIFEST.items() if key != "version"},
+        {**MANIFEST, "zeroconf": ["_opendtu._tcp"]},  # python-zeroconf needs ".local."
+        {**MANIFEST, "zeroconf": [{"type": "_http._tcp.local.", "name": "OpenDTU*"}]},
     ]
     for manifest in broken:
         with pytest.raises(vol.Invalid):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import voluptuous as vol
 from homeassistant.config_entries import (
@@ -33,6 +35,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
 from .agents.config_flow import HostSubentryFlow
 from .broker import probe_broker
@@ -244,6 +247,24 @@ async def _probe(
         return None
 
 
+def _discovered_url(info: ZeroconfServiceInfo) -> str:
+    """The DTU's URL from its mDNS announcement: the address, not the ``.local`` name (HA's
+    resolver need not speak mDNS); OpenDTU announces port 80, which the URL leaves out."""
+    host = f"[{info.ip_address}]" if info.ip_address.version == 6 else str(info.ip_address)
+    return f"http://{host}" if info.port in (None, 80) else f"http://{host}:{info.port}"
+
+
+def _follows_discovery(url: str) -> bool:
+    """Whether a stored DTU URL should take the announced address: one that names an IP
+    address goes stale when DHCP moves the DTU; a host name (``opendtu.local``, a reverse
+    proxy) still reaches it and is the user's choice."""
+    try:
+        ipaddress.ip_address(urlsplit(url).hostname or "")
+    except ValueError:
+        return False
+    return True
+
+
 def _ha_mqtt_broker(hass: HomeAssistant) -> dict[str, Any]:
     """The broker HA's own MQTT integration uses, to prefill the form."""
     for entry in hass.config_entries.async_entries("mqtt"):
@@ -258,6 +279,12 @@ def _ha_mqtt_broker(hass: HomeAssistant) -> dict[str, Any]:
 
 class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 1
+
+    def __init__(self) -> None:
+        # What discovery found, for the confirm step: the entry's data, and whether the DTU
+        # refused to be read without its password.
+        self._discovered: dict[str, Any] = {}
+        self._needs_password = False
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         return self.async_show_menu(
@@ -319,7 +346,9 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
             data = {CONF_KIND: kind, **user_input}
             if probed := await _probe(kind, self.hass, data, errors):
                 unique_id, title = probed
-                await self.async_set_unique_id(unique_id)
+                # A discovery of the same DTU waiting for confirmation does not block this;
+                # HA ends it when this entry is made.
+                await self.async_set_unique_id(unique_id, raise_on_progress=False)
                 # A known DTU found at a new address gets its address updated, and HA
                 # reloads it (once: see compat.reload_on_options_change).
                 updates = {CONF_URL: data[CONF_URL]} if kind == KIND_OPENDTU else None
@@ -330,6 +359,69 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(SCHEMAS[kind], suggested),
             errors=errors,
         )
+
+    async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
+        """An OpenDTU announcing ``_opendtu._tcp`` (mDNS switched on in its network settings).
+
+        The DTU is read as the user step reads it: the MAC it reports tells a known DTU (its
+        address is updated) from a new one (shown for confirmation). A DTU that is busy or
+        refuses to be read without its password is identified at the confirmation instead.
+        """
+        url = _discovered_url(discovery_info)
+        self._async_abort_entries_match({CONF_KIND: KIND_OPENDTU, CONF_URL: url})
+        data: dict[str, Any] = {CONF_KIND: KIND_OPENDTU, CONF_URL: url}
+        name = discovery_info.name.removesuffix(f".{discovery_info.type}")
+        try:
+            unique_id, name = await _probe_opendtu(self.hass, data)
+        except InvalidAuth:
+            self._needs_password = True
+        except DtuBusy:
+            pass
+        except CannotConnect:
+            return self.async_abort(reason="cannot_connect")
+        except BadResponse as err:
+            _LOGGER.info("%s announces OpenDTU but does not answer like one: %s", url, err)
+            return self.async_abort(reason="not_opendtu")
+        except Exception:
+            _LOGGER.exception("Unexpected exception while reading the OpenDTU at %s", url)
+            return self.async_abort(reason="unknown")
+        else:
+            await self._set_discovered_unique_id(unique_id, url)
+        self._discovered = data
+        self.context["title_placeholders"] = {"name": name}
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The user adds the discovered DTU (with its password where it asks for one)."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**self._discovered, **{k: v for k, v in user_input.items() if v}}
+            if probed := await _probe(KIND_OPENDTU, self.hass, data, errors):
+                unique_id, title = probed
+                await self._set_discovered_unique_id(unique_id, data[CONF_URL], in_flow=True)
+                return self.async_create_entry(title=title, data=data)
+        password = vol.Required if self._needs_password else vol.Optional
+        return self.async_show_form(
+            step_id="zeroconf_confirm",
+            data_schema=vol.Schema({password(CONF_PASSWORD): PASSWORD_SELECTOR}),
+            description_placeholders={
+                "name": self.context.get("title_placeholders", {}).get("name", "OpenDTU"),
+                "url": self._discovered[CONF_URL],
+            },
+            errors=errors,
+        )
+
+    async def _set_discovered_unique_id(
+        self, unique_id: str, url: str, *, in_flow: bool = False
+    ) -> None:
+        """Abort for a known DTU, moving its URL to the announced address where the stored
+        one names an IP address (discovery-update-info; HA reloads the entry)."""
+        await self.async_set_unique_id(unique_id, raise_on_progress=not in_flow)
+        known = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
+        follows = known is not None and _follows_discovery(str(known.data.get(CONF_URL, "")))
+        self._abort_if_unique_id_configured(updates={CONF_URL: url} if follows else None)
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         return await self.async_step_reauth_confirm()
@@ -373,16 +465,27 @@ class FleetMetricsConfigFlow(ConfigFlow, domain=DOMAIN):
     async def _update_entry(
         self, entry: ConfigEntry, user_input: dict[str, Any], errors: dict[str, str]
     ) -> ConfigFlowResult | None:
-        """Probe with the changed settings; update the entry only if it is the same DTU.
+        """Probe with the changed settings; update the entry if they reach the same DTU, or,
+        for a broker kind, any broker no other entry reads the same way.
 
-        HA reloads the entry here; the options listener (compat) does not reload it again.
+        A DTU is a device: its MAC must stay. A broker entry's unique id is its address and
+        prefix or request topic, which is what a move changes; it follows them unless another
+        entry has them. HA reloads the entry here; the options listener (compat) does not.
         """
+        kind = entry.data[CONF_KIND]
         data = {**entry.data, **user_input}
-        if probed := await _probe(entry.data[CONF_KIND], self.hass, data, errors):
-            await self.async_set_unique_id(probed[0])
+        if not (probed := await _probe(kind, self.hass, data, errors)):
+            return None
+        unique_id = probed[0]
+        if kind == KIND_OPENDTU:
+            await self.async_set_unique_id(unique_id)
             self._abort_if_unique_id_mismatch(reason="wrong_device")
             return self.async_update_reload_and_abort(entry, data=data)
-        return None
+        other = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
+        if other is not None and other.entry_id != entry.entry_id:
+            errors["base"] = "broker_in_use"
+            return None
+        return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
 
     @staticmethod
     @callback

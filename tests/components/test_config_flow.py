@@ -391,3 +391,32 @@ def test_the_help_text_and_the_client_agree_on_admin() -> None:
     step = STRINGS["config"]["step"]["opendtu"]
     assert "username" not in step["data"]
     assert DEFAULT_USERNAME in step["data_description"]["password"]
+
+
+# --- what a DTU without a name cannot be, and what each kind of entry offers -------------
+
+
+async def test_a_dtu_with_neither_mac_nor_hostname_is_refused(
+    hass: HomeAssistant, opendtu: FakeOpenDtu
+) -> None:
+    """Nothing would tell it from another DTU once its address changes: no entry."""
+    opendtu.network = None
+    opendtu.system = opendtu.system.replace('"hostname":"OpenDTU-Buero"', '"hostname":""')
+    flow_id = await start_opendtu_flow(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_URL: opendtu.url})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "not_opendtu"}
+    assert hass.config_entries.async_entries(DOMAIN) == []
+
+
+async def test_options_and_sub_entries_follow_the_kind(
+    hass: HomeAssistant, opendtu_entry: MockConfigEntry
+) -> None:
+    """A device entry has options and no sub-entries; host agents the other way round."""
+    agents = MockConfigEntry(domain=DOMAIN, unique_id="agents", data={CONF_KIND: "agents"})
+    for entry in (opendtu_entry, agents):
+        entry.add_to_hass(hass)
+    assert opendtu_entry.supports_options
+    assert opendtu_entry.supported_subentry_types == {}
+    assert not agents.supports_options
+    assert set(agents.supported_subentry_types) == {"host"}

@@ -11,6 +11,7 @@ import inspect
 import json
 import pkgutil
 import re
+import textwrap
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -306,6 +307,18 @@ async def test_every_entity_of_the_device_kinds_is_named_by_translation(
         await hass.config_entries.async_unload(entry.entry_id)
 
 
+def _calls(function: Any, name: str) -> list[ast.Call]:
+    """The calls of ``self.<name>(...)`` in a function's source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == name
+    ]
+
+
 def test_flows_for_reauth_and_reconfigure() -> None:
     flow = config_flow.FleetMetricsConfigFlow
     if status("reauthentication-flow") == "done":
@@ -314,6 +327,33 @@ def test_flows_for_reauth_and_reconfigure() -> None:
         assert set(config_flow.REAUTH_SCHEMAS) >= {"opendtu", "tasmota", "tickrmeter"}
     if status("reconfiguration-flow") == "done":
         assert "async_step_reconfigure" in vars(flow)
+        # Every kind: the three with settings here, host agents in their host sub-entries.
+        assert set(config_flow.SCHEMAS) == {"opendtu", "tasmota", "tickrmeter"}
+        assert "async_step_reconfigure" in vars(config_flow.HostSubentryFlow)
+        # A broker at another address is the same entry: its unique id moves with it.
+        (update,) = [
+            call
+            for call in _calls(flow._update_entry, "async_update_reload_and_abort")
+            if any(keyword.arg == "unique_id" for keyword in call.keywords)
+        ]
+        assert update
+
+
+def test_discovery_of_the_opendtu() -> None:
+    """discovery: HA starts the flow for the mDNS type OpenDTU registers (``opendtu``,
+    ``tcp``); discovery-update-info: a known DTU's URL is updated from the announcement."""
+    requires_done("discovery")
+    manifest = json.loads((PACKAGE / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["zeroconf"] == ["_opendtu._tcp.local."]
+    flow = config_flow.FleetMetricsConfigFlow
+    assert {"async_step_zeroconf", "async_step_zeroconf_confirm"} <= set(vars(flow))
+    assert {"name", "url"} <= set(
+        re.findall(r"{(\w+)}", STRINGS["config"]["step"]["zeroconf_confirm"]["description"])
+    )
+    if status("discovery-update-info") == "done":
+        assert _calls(flow.async_step_zeroconf, "_set_discovered_unique_id")
+        (check,) = _calls(flow._set_discovered_unique_id, "_abort_if_unique_id_configured")
+        assert any(keyword.arg == "updates" for keyword in check.keywords)
 
 
 def test_config_flow_fields_are_described() -> None:
@@ -435,3 +475,28 @@ def test_the_integration_owner_is_named() -> None:
     requires_done("integration-owner")
     manifest = json.loads((PACKAGE / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["codeowners"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "heading"),
+    [
+        ("docs-removal-instructions", "### Removing it"),
+        ("docs-troubleshooting", "### Troubleshooting"),
+        ("docs-known-limitations", "### Known limitations"),
+        ("docs-use-cases", "### What people use it for"),
+        ("docs-examples", "### An automation on the events"),
+    ],
+)
+def test_the_readme_has_the_documentation_rules_done(rule: str, heading: str) -> None:
+    requires_done(rule)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert heading in readme
+    section = readme.split(heading, 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    assert len(section.split()) > 40, f"{heading} says too little"
+
+
+def test_the_readme_describes_the_broker_tls_and_mqtt_version_fields() -> None:
+    requires_done("docs-installation-parameters")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for words in ("MQTT version", "CA file", "client certificate", "skip host name"):
+        assert words in readme

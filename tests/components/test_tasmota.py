@@ -360,9 +360,11 @@ async def test_reconfigure_moves_to_another_broker(
             result["flow_id"],
             form(other),
         )
-        # A different broker is a different fleet: the unique id no longer matches.
+        # The fleet moved: the entry follows the broker, its unique id too.
         assert result["type"] is FlowResultType.ABORT
-        assert result["reason"] == "wrong_device"
+        assert result["reason"] == "reconfigure_successful"
+        assert entry.unique_id == f"127.0.0.1:{other.port}/tasmota/discovery"
+        await hass.async_block_till_done()
         result = await entry.start_reconfigure_flow(hass)
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"],
