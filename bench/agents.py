@@ -269,6 +269,7 @@ database = "{database}"
             window = max(1.0, seconds - 7.0)
             await asyncio.sleep(window)
             cpu1, window = runner.cpu_seconds(), time.monotonic() - started
+            steady_rss = runner.rss_mb()  # every series held, one /metrics render so far
             scraped1 = time.monotonic()
             batches1 = _batches(await runner.scrape())
             rate = (batches1 - batches0) / (scraped1 - scraped0)
@@ -307,6 +308,7 @@ database = "{database}"
         report.check("server CPU per batch", 1e6 * (cpu1 - cpu0) / max(1.0, applied), "µs",
                      TARGET_CPU_US)  # fmt: skip
         report.value("server CPU over the window", 100 * (cpu1 - cpu0) / window, "% of a core")
+        report.value("runner RSS in the steady window (after 1 scrape)", steady_rss, "MB")
         report.check("runner RSS at the end", rss, "MB", TARGET_RSS_MB)
         report.value("runner peak RSS (VmHWM)", peak, "MB")
         report.value("samples on /metrics", exposed, "")

@@ -28,6 +28,7 @@ from custom_components.fleet_metrics.core.exporters.prometheus import format_val
 from custom_components.fleet_metrics.core.sample import SINK_LINE_PROTOCOL, Sample
 from custom_components.fleet_metrics.core.sources.agents.exposition import (
     HostsExposition,
+    Reading,
     _value,
 )
 from custom_components.fleet_metrics.core.sources.agents.hub import (
@@ -485,3 +486,61 @@ def test_a_decoded_batch_is_applied_as_the_batch_it_was_encoded_from() -> None:
     assert scraped(decoded, "node_network_receive_bytes_total") == scraped(
         direct, "node_network_receive_bytes_total"
     )
+
+
+_FIELD_VALUES = (
+    st.integers(-(2**63), 2**64 - 1)  # what orjson decodes
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.booleans()
+    | st.text(max_size=5)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), _FIELD_VALUES, min_size=1),
+        min_size=1,
+        max_size=4,
+    ),
+    st.lists(st.frozensets(st.sampled_from(["a", "b"])), min_size=4, max_size=4),
+)
+def test_a_stored_reading_gives_each_field_as_metrics_writes_it(
+    batches: list[dict[str, int | float | bool | str]], counters: list[frozenset[str]]
+) -> None:
+    """A series' newest reading is kept as shared field names and compact values, not the
+    decoded dict: each batch's fields come back as ``/metrics`` writes them (strings as
+    they are, numbers as ``float``), whichever fields and counters the batch before had."""
+    r = rig()
+    state, conn = join(r)
+    for seq, fields in enumerate(batches, 1):
+        names = counters[seq - 1] & fields.keys()
+        sample = Sample("thing", {"n": "1"}, fields, 5, frozenset(names))
+        r.hub.apply(state, conn, Batch(seq, time.time(), (sample,)))
+        reading = state.readings["thing"][(("n", "1"),)]
+        assert isinstance(reading, Reading) and reading.shape.counters == names
+        for key, value in fields.items():
+            kept = reading.get(key)
+            if isinstance(value, str):
+                assert kept == value
+            else:
+                assert type(kept) is not str and float(kept) == float(value)  # type: ignore[arg-type]
+        assert [key for key, _ in reading.items()] == list(fields)
+        assert all(reading.get(key) is None for key in {"a", "b", "c", "d"} - fields.keys())
+    assert state.series_count == 1
+
+
+def test_readings_of_one_shape_share_it_and_a_new_field_set_is_exposed_as_sent() -> None:
+    r = rig()
+    state, conn = join(r)
+    loads = tuple(Sample("load", {"n": str(i)}, {"load1": 1.0, "load5": 2.0}, 1) for i in (0, 1))
+    r.hub.apply(state, conn, Batch(1, time.time(), loads))
+    first, second = state.readings["load"].values()
+    assert first.shape is second.shape
+    swapped = Sample("load", {"n": "0"}, {"load15": 3.0, "load1": 4}, 1, frozenset({"load1"}))
+    r.hub.apply(state, conn, Batch(2, time.time(), (swapped,)))
+    assert first.shape is not second.shape and first.shape.names == ("load15", "load1")
+    assert [s.value for s in scraped(r, "node_load15")] == [3.0]
+    assert [s.value for s in scraped(r, "node_load5")] == [2.0]  # the other series' own
+    # Two readings give one label set for node_load1: the first (n=0, now 4) wins.
+    assert [s.value for s in scraped(r, "node_load1")] == [4.0]

@@ -29,7 +29,9 @@ exposition as text directly, as the sink does, for the runner's ``/metrics``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -55,21 +57,70 @@ if TYPE_CHECKING:
 TagKey = tuple[tuple[str, str], ...]
 
 
+class Shape:
+    """The field names and counters a reading has, shared by every reading of that shape
+    (a host sends the same few shapes every second), with each name's position."""
+
+    __slots__ = ("counters", "index", "names")
+
+    def __init__(self, names: tuple[str, ...], counters: frozenset[str]) -> None:
+        self.names = names
+        self.counters = counters
+        self.index = {name: position for position, name in enumerate(names)}
+
+
+_SHAPES: dict[tuple[tuple[str, ...], frozenset[str]], Shape] = {}
+_MAX_SHAPES: Final = 4096
+
+
+def shape_of(names: tuple[str, ...], counters: AbstractSet[str]) -> Shape:
+    """The one ``Shape`` of ``names`` and ``counters``; bounded: a flood of made-up shapes
+    only costs a refill (readings keep the shapes they have)."""
+    if type(counters) is not frozenset:
+        counters = frozenset(counters)  # a ``Sample`` made in process may hold a set
+    key = (names, counters)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        shape = _SHAPES[key] = Shape(names, counters)
+    return shape
+
+
+Values = Sequence[FieldValue]
+
+
+def values_of(fields: Mapping[str, FieldValue]) -> Values:
+    """A reading's values in its shape's order, as compact as they go: doubles when every
+    one is a number (``/metrics`` writes ``float(value)`` of each, so nothing is lost), a
+    tuple when some are strings. A dict per reading was most of the server's memory."""
+    values = tuple(fields.values())
+    try:
+        return array("d", values)  # type: ignore[type-var]  # refused unless all numbers
+    except (TypeError, OverflowError):
+        return values
+
+
 class Reading:
     """A series' newest reading: updated in place, so that its label text, made at the
     first scrape, stays with it (``labels``: the text, or by CPU mode for ``cpu``; ``info``:
     an info family's label values from string fields, which may change, and its text)."""
 
-    __slots__ = ("arrived", "counters", "fields", "info", "labels")
+    __slots__ = ("arrived", "info", "labels", "shape", "values")
 
-    def __init__(
-        self, fields: Mapping[str, FieldValue], counters: frozenset[str], arrived: float
-    ) -> None:
-        self.fields = fields
-        self.counters = counters
+    def __init__(self, shape: Shape, values: Values, arrived: float) -> None:
+        self.shape = shape
+        self.values = values
         self.arrived = arrived  # the hub's clock
         self.labels: str | dict[str, str] | None = None
         self.info: tuple[tuple[str, ...], str] | None = None
+
+    def get(self, name: str) -> FieldValue | None:
+        position = self.shape.index.get(name)
+        return None if position is None else self.values[position]
+
+    def items(self) -> Iterator[tuple[str, FieldValue]]:
+        return zip(self.shape.names, self.values, strict=True)
 
 
 _NAME_CACHE: Final = 100_000
@@ -168,10 +219,11 @@ class HostsExposition(Collector):
                     present.add(measurement)
                     continue
                 for reading in by_tags.values():
-                    for key, value in reading.fields.items():
+                    counters = reading.shape.counters
+                    for key, value in reading.items():
                         if isinstance(value, str):
                             continue
-                        counter = key in reading.counters
+                        counter = key in counters
                         name = self._name(measurement, key, counter)
                         if name in families:
                             continue  # the agents' own families keep their names
@@ -280,10 +332,14 @@ def _column_lines(
     key_name = column.field
     if style == "table" or style == "other":
         for tags, reading in by_tags.items():
-            value = reading.fields.get(key_name)
-            if value is None or type(value) is str:
+            shape = reading.shape
+            position = shape.index.get(key_name)
+            if position is None:
                 continue
-            if style == "other" and (key_name in reading.counters) != column.counter:
+            value = reading.values[position]
+            if type(value) is str:
+                continue
+            if style == "other" and (key_name in shape.counters) != column.counter:
                 continue
             text = reading.labels
             if type(text) is not str:
@@ -298,7 +354,7 @@ def _column_lines(
             texts = reading.labels
             if type(texts) is not dict:
                 texts = reading.labels = {}
-            for mode, value in reading.fields.items():
+            for mode, value in zip(reading.shape.names, reading.values, strict=True):
                 if type(value) is str or (mode in GUEST_MODES) != guest:
                     continue
                 text = texts.get(mode)
@@ -324,9 +380,8 @@ def _column_lines(
                 out.append(f"{exposed}{text} 1.0\n")
     elif style == "guest_info":
         for tags, reading in by_tags.items():
-            fields = reading.fields
             values = tuple(
-                value if type(value := fields.get(name)) is str else ""
+                value if type(value := reading.get(name)) is str else ""
                 for name in GUEST_INFO_FIELDS
             )
             info = reading.info
@@ -342,7 +397,7 @@ def _column_lines(
     elif style == "boot":  # one series per host: the newest reading that has it
         newest: tuple[float, float] | None = None
         for reading in by_tags.values():
-            value = reading.fields.get(key_name)
+            value = reading.get(key_name)
             if value is None or type(value) is str:
                 continue
             if newest is None or reading.arrived >= newest[0]:

@@ -45,7 +45,7 @@ from ...agent.protocol import (
 from ...exporters.line_protocol import LineEncoder
 from ...rejects import Rejects
 from ...sample import Sample
-from .exposition import Reading, TagKey
+from .exposition import Reading, TagKey, shape_of, values_of
 from .naming import HostNaming
 from .store import HostRecord, Progress
 from .tokens import FailureLimiter, check
@@ -144,7 +144,8 @@ class HostState:
     seq_gaps: int = 0
     samples_dropped: int = 0
     # The newest reading of each series, for /metrics (see ``exposition``): measurement ->
-    # tags -> reading; ``series_count`` of them, within the cap.
+    # tags -> reading (its values, not the decoded dict); ``series_count`` of them, within
+    # the cap.
     readings: dict[str, dict[TagKey, Reading]] = field(default_factory=dict)
     series_count: int = 0
     naming: HostNaming = field(init=False)
@@ -377,13 +378,17 @@ class Hub:
                 by_tags = readings[measurement] = {}
             key = tuple(sample.tags.items())
             reading = by_tags.get(key)
+            fields = sample.fields
             if reading is not None:
-                reading.fields = sample.fields
-                reading.counters = sample.counters
+                shape = reading.shape
+                if shape.names != tuple(fields) or shape.counters is not sample.counters:
+                    reading.shape = shape_of(tuple(fields), sample.counters)
+                reading.values = values_of(fields)
                 reading.arrived = now
             elif room > 0:
                 room -= 1
-                by_tags[key] = Reading(sample.fields, sample.counters, now)
+                shape = shape_of(tuple(fields), sample.counters)
+                by_tags[key] = Reading(shape, values_of(fields), now)
             else:
                 dropped.append(sample)
                 if not by_tags:
