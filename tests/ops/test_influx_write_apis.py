@@ -84,7 +84,15 @@ def assert_every_tick_once(points: dict[int, Point], written: int) -> None:
     for measurement, tags, fields in points.values():
         assert measurement == "demo"
         assert tags == {"source": "demo"}
-        assert isinstance(fields["temperature_celsius"], float)
+        # InfluxDB's JSON writes a whole float without a point (21.0 as 21): the field's type
+        # is checked by `assert_float_field`, the value only as a number here.
+        assert isinstance(fields["temperature_celsius"], int | float)
+
+
+def assert_float_field(server: Influxd, database: str, field: str = "temperature_celsius") -> None:
+    answer = server.query('SHOW FIELD KEYS FROM "demo"', database)
+    types = dict(answer["results"][0]["series"][0]["values"])
+    assert types[field] == "float", types
 
 
 async def test_runner_writes_to_influxdb_1x_and_every_point_reads_back(
@@ -97,6 +105,7 @@ async def test_runner_writes_to_influxdb_1x_and_every_point_reads_back(
     await wait_for_points(influxd, database, 5)
     written = await stop(runner)
     assert_every_tick_once(await points_in(influxd, database), written)
+    assert_float_field(influxd, database)
     assert "WARNING" not in runner.stderr
 
 
@@ -128,6 +137,7 @@ async def test_runner_authenticates_to_influxdb_1x_and_keeps_lines_until_the_use
     await wait_for_points(influxd_auth, database, 5, timeout=30)
     written = await stop(runner)
     assert_every_tick_once(await points_in(influxd_auth, database), written)
+    assert_float_field(influxd_auth, database)
     assert password not in runner.stderr  # logs name the URL without its secrets
 
 

@@ -4,6 +4,7 @@ no error, and a clean exit on SIGTERM or after ``--duration``."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import subprocess
@@ -172,8 +173,15 @@ def test_the_agent_reaches_the_runner_where_it_listens(listen: str, url: str) ->
 
 def test_make_demo_uses_its_own_venv_without_the_test_stack() -> None:
     """What ``make demo`` would run (dry run): a venv of its own with the demo extra."""
+    # Under `make test` the parent's MAKEFLAGS/MAKELEVEL would add "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     result = subprocess.run(
-        ["make", "-n", "-B", "demo"], cwd=REPO, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "-B", "demo"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     commands = result.stdout
     assert "-m venv .venv-demo" in commands
