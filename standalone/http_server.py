@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .http_limits import ConnectionLimits, ServerLog, track_requests
-from .http_render import Render, RenderFailed, SharedRender, accepts_gzip
+from .http_render import Render, RenderFailed, Scrape, SharedRender, accepts_gzip
 from .http_stats import HttpStats
 
 _LOGGER = logging.getLogger(__name__)
@@ -32,22 +32,27 @@ SHUTDOWN_TIMEOUT = 3.0  # for handlers still running at close
 BACKLOG = 128
 
 
-async def _metrics(request: web.Request) -> web.Response:
+async def _metrics(request: web.Request) -> web.StreamResponse:
     stats = request.app[STATS_KEY]
     gzip = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+    headers = {hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST, hdrs.VARY: hdrs.ACCEPT_ENCODING}
+    if gzip:  # the shared render writes gzip bytes itself: one stream for all such scrapers
+        headers[hdrs.CONTENT_ENCODING] = "gzip"
+    if request.method == hdrs.METH_HEAD:  # the headers alone: a stream would write a body
+        return web.Response(headers=headers)
+    scrape = Scrape(request, web.StreamResponse(headers=headers), gzip, _future())
     try:
-        rendered = await request.app[RENDER_KEY].get(gzip)
+        await request.app[RENDER_KEY].serve(scrape)
     except RenderFailed:
         raise web.HTTPInternalServerError(text="rendering the metrics failed\n") from None
-    headers = {hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST, hdrs.VARY: hdrs.ACCEPT_ENCODING}
-    body = rendered.body
-    if gzip:
-        assert rendered.gzip is not None  # asked before the render ended, so it was made
-        body = rendered.gzip
-        headers[hdrs.CONTENT_ENCODING] = "gzip"
-        stats.scrapes_gzip += 1
-    stats.scrapes += 1
-    return web.Response(body=body, headers=headers)
+    if not scrape.gone:
+        stats.scrapes += 1
+        stats.scrapes_gzip += gzip
+    return scrape.response
+
+
+def _future() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -55,7 +60,10 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 def create_app(render: Render) -> web.Application:
-    """``render`` returns the whole text exposition, as bytes or as pieces of bytes."""
+    """``render`` returns the whole text exposition, as bytes or as pieces of bytes.
+
+    ``/metrics`` streams it (``http_render``): chunked, unless it fits in one batch.
+    """
     app = web.Application()
     stats = app[STATS_KEY] = HttpStats()
     app[RENDER_KEY] = SharedRender(render, stats)

@@ -21,7 +21,8 @@ class HttpStats:
     scrapes: int = 0  # /metrics requests answered
     scrapes_gzip: int = 0  # of which served gzip-compressed
     renders: int = 0  # renders of the exposition; concurrent scrapes share one
-    render_seconds: float = 0.0  # wall time of those renders, yields to the loop included
+    # wall time of those renders, yields to the loop included, writing the pieces out not
+    render_seconds: float = 0.0
     render_errors: int = 0
-    gzips: int = 0  # rendered bodies compressed; the scrapes of one render share one
-    gzip_seconds: float = 0.0  # wall time of those compressions (off the loop)
+    gzips: int = 0  # gzip streams made; the gzip scrapes of one render share one
+    gzip_seconds: float = 0.0  # wall time of their compression steps (off the loop)

@@ -1,9 +1,10 @@
-"""The runner's HTTP server on real sockets: shared renders, gzip, limits, quiet 400s."""
+"""The runner's HTTP server on real sockets: shared streamed renders, gzip, limits, quiet 400s."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import logging
 import socket
 import time
@@ -46,21 +47,42 @@ class Conn:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
     async def request(self, path: str, **headers: str) -> Reply:
+        self.send(path, **headers)
+        return await self.reply()
+
+    def send(self, path: str, **headers: str) -> None:
         lines = [f"GET {path} HTTP/1.1", "Host: test"]
         lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        return await self.reply()
 
-    async def reply(self) -> Reply:
+    async def head(self) -> tuple[int, dict[str, str]]:
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), TIMEOUT)
         status_line, *header_lines = head.decode("latin-1").split("\r\n")[:-2]
         headers = {}
         for line in header_lines:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        body = await asyncio.wait_for(self.reader.readexactly(length), TIMEOUT)
-        return Reply(int(status_line.split()[1]), headers, body)
+        return int(status_line.split()[1]), headers
+
+    async def reply(self) -> Reply:
+        status, headers = await self.head()
+        if headers.get("transfer-encoding") == "chunked":
+            body = b"".join([chunk async for chunk in self.chunks()])
+        else:
+            length = int(headers.get("content-length", "0"))
+            body = await asyncio.wait_for(self.reader.readexactly(length), TIMEOUT)
+        return Reply(status, headers, body)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The chunks of a chunked body as they arrive; IncompleteReadError if it is cut."""
+        while True:
+            size_line = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), TIMEOUT)
+            size = int(size_line.split(b";")[0], 16)
+            chunk = await asyncio.wait_for(self.reader.readexactly(size + 2), TIMEOUT)
+            assert chunk.endswith(b"\r\n")
+            if not size:
+                return
+            yield chunk[:-2]
 
     async def closed_by_server(self, within: float = TIMEOUT) -> bool:
         """True once the server closed (EOF or reset); False if it stayed open ``within``."""
@@ -299,6 +321,228 @@ async def test_a_render_in_pieces_lets_healthz_answer_before_it_ends() -> None:
         assert seen_during_render == [True]
         scraper.close()
         checker.close()
+
+
+# --- streaming ---------------------------------------------------------------------------
+
+
+def numbered_pieces(render_number: int, count: int = 30) -> Iterator[bytes]:
+    """Pieces of a body several batches long, each line distinct, so a loss or reorder shows."""
+    for piece in range(count):
+        yield "".join(
+            f'streamed{{render="{render_number}",piece="{piece}",line="{line}"}} {line}\n'
+            for line in range(1500)
+        ).encode()
+
+
+def counting_scrapes(app: web.Application) -> list[int]:
+    """``[n]``: how many /metrics requests reached the handlers so far."""
+    entered = [0]
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        entered[0] += request.path == "/metrics"
+        return await handler(request)
+
+    app.middlewares.append(count)
+    return entered
+
+
+def wait_in_render(done: Callable[[], bool]) -> Iterator[bytes]:
+    """Empty pieces until ``done()`` (or TIMEOUT): the loop runs between them."""
+    deadline = time.monotonic() + TIMEOUT
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.001)
+        yield b""
+
+
+async def test_a_big_render_streams_one_gzip_and_the_same_bytes_to_every_scraper() -> None:
+    scrapers = 4
+    first_chunk = asyncio.Event()
+    seen_mid_render: list[bool] = []
+
+    def render() -> Iterator[bytes]:
+        yield from wait_in_render(lambda: entered[0] == scrapers)
+        pieces = numbered_pieces(1)
+        yield from itertools.islice(pieces, 10)  # more than a batch
+        # the scrapers have bytes before the render has made the rest
+        yield from wait_in_render(first_chunk.is_set)
+        seen_mid_render.append(first_chunk.is_set())
+        yield from pieces
+
+    async def scrape(conn: Conn, gzipped: bool) -> tuple[dict[str, str], bytes]:
+        conn.send("/metrics", Accept_Encoding="gzip" if gzipped else "identity")
+        status, headers = await conn.head()
+        assert status == 200
+        chunks = []
+        async for chunk in conn.chunks():
+            chunks.append(chunk)
+            first_chunk.set()
+        return headers, b"".join(chunks)
+
+    app = create_app(render)
+    entered = counting_scrapes(app)
+    async with serving(app) as server:
+        conns = [await Conn.open(server.port) for _ in range(scrapers)]
+        replies = await asyncio.gather(*(scrape(c, i % 2 == 1) for i, c in enumerate(conns)))
+        expected = b"".join(numbered_pieces(1))
+        assert seen_mid_render == [True]
+        for i, (headers, body) in enumerate(replies):
+            assert headers["transfer-encoding"] == "chunked"
+            assert "content-length" not in headers
+            if i % 2:
+                assert headers["content-encoding"] == "gzip"
+                assert gzip.decompress(body) == expected
+            else:
+                assert "content-encoding" not in headers
+                assert body == expected
+        assert (server.stats.renders, server.stats.gzips) == (1, 1)
+        assert (server.stats.scrapes, server.stats.scrapes_gzip) == (scrapers, scrapers // 2)
+        for conn in conns:
+            conn.close()
+
+
+async def test_a_scraper_leaving_mid_stream_does_not_stop_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    left = asyncio.Event()
+
+    def render() -> Iterator[bytes]:
+        yield from wait_in_render(lambda: entered[0] >= 2)
+        pieces = numbered_pieces(1)
+        yield from itertools.islice(pieces, 10)
+        yield from wait_in_render(left.is_set)  # the rest is written after the peer left
+        yield from pieces
+
+    app = create_app(render)
+    entered = counting_scrapes(app)
+    async with serving(app) as server:
+        leaver, stayer = await Conn.open(server.port), await Conn.open(server.port)
+        leaver.send("/metrics", Accept_Encoding="gzip")
+        staying = asyncio.create_task(stayer.request("/metrics", Accept_Encoding="gzip"))
+        assert (await leaver.head())[0] == 200
+        await anext(aiter(leaver.chunks()))
+        leaver.writer.transport.abort()  # a reset, mid-body
+        await until(lambda: server.stats.connections_open == 1, "the leaver's close seen")
+        left.set()
+        expected = b"".join(numbered_pieces(1))
+        assert gzip.decompress((await staying).body) == expected
+        assert (server.stats.scrapes, server.stats.renders) == (1, 1)
+        # and the next scrape is a fresh render, served whole
+        assert (await stayer.request("/metrics")).body == expected
+        assert (server.stats.scrapes, server.stats.renders) == (2, 2)
+        stayer.close()
+    assert loud(caplog) == []
+
+
+async def test_a_render_whose_scrapers_all_left_stops() -> None:
+    pulled: list[int] = []
+
+    def render() -> Iterator[bytes]:
+        for number, piece in enumerate(numbered_pieces(1, count=100)):
+            pulled.append(number)
+            time.sleep(0.001)
+            yield piece
+
+    async with serving(create_app(render)) as server:
+        conn = await Conn.open(server.port)
+        conn.send("/metrics", Accept_Encoding="identity")
+        assert (await conn.head())[0] == 200
+        conn.writer.transport.abort()
+        await until(lambda: server.stats.connections_open == 0, "its close seen")
+        await until(lambda: server.stats.renders == 1, "the render to end")
+        assert len(pulled) < 100
+        assert server.stats.scrapes == 0
+
+
+async def test_a_scrape_arriving_mid_stream_gets_the_next_render_whole() -> None:
+    renders: list[int] = []
+    running: list[bool] = []
+    late_waiting = asyncio.Event()
+
+    def render() -> Iterator[bytes]:
+        assert not running, "renders overlap"
+        running.append(True)
+        renders.append(len(renders) + 1)
+        pieces = numbered_pieces(renders[-1])
+        yield from itertools.islice(pieces, 10)
+        if renders[-1] == 1:
+            yield from wait_in_render(late_waiting.is_set)
+        yield from pieces
+        running.clear()
+
+    app = create_app(render)
+    entered = counting_scrapes(app)
+    async with serving(app) as server:
+        first, late = await Conn.open(server.port), await Conn.open(server.port)
+        first.send("/metrics")
+        assert (await first.head())[0] == 200  # the stream has begun
+        late.send("/metrics", Accept_Encoding="gzip")
+        await until(lambda: entered[0] == 2, "the late scrape to wait")
+        late_waiting.set()
+        rest = b"".join([chunk async for chunk in first.chunks()])
+        late_reply = await late.reply()
+        assert b"".join(numbered_pieces(1)).endswith(rest)  # (the head read took a chunk)
+        assert gzip.decompress(late_reply.body) == b"".join(numbered_pieces(2))
+        assert renders == [1, 2] and server.stats.renders == 2
+        first.close()
+        late.close()
+
+
+async def test_a_render_failing_mid_stream_cuts_its_scrapers_and_the_next_one_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    attempts = 0
+
+    def render() -> Iterator[bytes]:
+        nonlocal attempts
+        attempts += 1
+        yield from itertools.islice(numbered_pieces(attempts), 10)
+        if attempts == 1:
+            yield from wait_in_render(sent.is_set)
+            raise ValueError("broken series")
+        yield b"ok 1\n"
+
+    sent = asyncio.Event()
+    async with serving(create_app(render)) as server:
+        conn = await Conn.open(server.port)
+        conn.send("/metrics", Accept_Encoding="gzip")
+        assert (await conn.head())[0] == 200
+        chunks = conn.chunks()
+        await anext(chunks)
+        sent.set()
+        # a truncated body, never a clean end that would pass for a whole exposition
+        with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
+            async for _ in chunks:
+                pass
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and "rendering /metrics failed" in errors[0].getMessage()
+        assert server.stats.render_errors == 1
+        again = await Conn.open(server.port)
+        reply = await again.request("/metrics")
+        assert reply.body == b"".join(itertools.islice(numbered_pieces(2), 10)) + b"ok 1\n"
+        conn.close()
+        again.close()
+
+
+async def test_head_gets_the_headers_without_a_render_and_the_connection_stays_usable() -> None:
+    renders = 0
+
+    def render() -> Iterator[bytes]:
+        nonlocal renders
+        renders += 1
+        yield from numbered_pieces(renders, count=5)
+
+    async with serving(create_app(render)) as server:
+        conn = await Conn.open(server.port)
+        conn.writer.write(b"HEAD /metrics HTTP/1.1\r\nHost: test\r\nAccept-Encoding: gzip\r\n\r\n")
+        status, headers = await conn.head()
+        assert (status, headers["content-encoding"]) == (200, "gzip")
+        # no body bytes followed the head: the next reply on the connection parses cleanly
+        reply = await conn.request("/metrics")
+        assert reply.body == b"".join(numbered_pieces(1, count=5))
+        assert renders == 1
+        conn.close()
 
 
 # --- header timeout ----------------------------------------------------------------------
