@@ -18,6 +18,7 @@ from pathlib import Path
 from . import __version__, logs
 from .core.agent import config as agent_config
 from .core.agent.agent import HostAgent
+from .core.log_context import LOG_FORMATS, LOG_LEVELS
 
 EXIT_CONFIG = 2
 _LOGGER = logging.getLogger(__name__)
@@ -62,8 +63,8 @@ async def _run_until_stopped(agent: HostAgent) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fleet-metrics agent", description=__doc__)
     parser.add_argument("-c", "--config", type=Path, required=True, help="agent TOML config")
-    parser.add_argument("--log-level", choices=agent_config.LOG_LEVELS)
-    parser.add_argument("--log-format", choices=agent_config.LOG_FORMATS)
+    parser.add_argument("--log-level", choices=LOG_LEVELS)
+    parser.add_argument("--log-format", choices=LOG_FORMATS)
     args = parser.parse_args(argv)
     return run_agent(args.config, args.log_level, args.log_format)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .logs import LOG_FORMATS
+from .core.log_context import LOG_FORMATS, LOG_LEVELS
 
 EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130
@@ -30,14 +30,14 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="TOML config (default: one synthetic source, no network; see `demo`)",
     )
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-level", choices=LOG_LEVELS)
     run.add_argument("--log-format", choices=LOG_FORMATS, help="stderr as text or JSON lines")
     run.add_argument("--listen", help='override [prometheus] listen ("host:port", "" to disable)')
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("-c", "--config", type=Path, required=True)
     agent = commands.add_parser("agent", help="run the host agent (push this host's metrics)")
     agent.add_argument("-c", "--config", type=Path, required=True, help="agent TOML config")
-    agent.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    agent.add_argument("--log-level", choices=LOG_LEVELS)
     agent.add_argument("--log-format", choices=LOG_FORMATS)
     demo = commands.add_parser(
         "demo", help="a simulated fleet (embedded broker) and the runner reading it"
@@ -95,7 +95,7 @@ def _simulator_arguments(parser: argparse.ArgumentParser, broker_port: int) -> N
         default=0.0,
         help="stop after this many seconds (default 0: until SIGTERM or Ctrl-C)",
     )
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", choices=LOG_LEVELS)
     parser.add_argument("--log-format", choices=LOG_FORMATS)
 
 

@@ -18,8 +18,6 @@ import orjson
 
 from .core import log_context
 
-LOG_FORMATS = ("text", "json")  # what `configure` understands
-
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _CONTEXT_KEYS = ("source", "broker")
 

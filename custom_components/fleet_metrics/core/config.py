@@ -11,12 +11,12 @@ from urllib.parse import parse_qs, urlsplit
 import voluptuous as vol
 
 from .exporters.prometheus import DEFAULT_MAX_SERIES
+from .log_context import LOG_FORMATS, LOG_LEVELS
 from .mqtt.settings import BROKER_SCHEMA
 from .sources import KINDS
 from .validators import file_in_existing_folder, integer, listen_address, number, positive_seconds
 
 DEFAULT_LISTEN = "127.0.0.1:9847"
-LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -118,7 +118,7 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("prometheus", default={}): PROMETHEUS_SCHEMA,
         vol.Optional("line_protocol", default={}): LINE_PROTOCOL_SCHEMA,
         vol.Optional("brokers", default={}): {str: BROKER_SCHEMA},
-        vol.Optional("log_level", default="info"): vol.In(["debug", "info", "warning", "error"]),
+        vol.Optional("log_level", default="info"): vol.In(LOG_LEVELS),
         vol.Optional("log_format", default="text"): vol.In(LOG_FORMATS),
         # Seconds SIGTERM/SIGINT allow for stopping sources and the last flush.
         vol.Optional("shutdown_timeout", default=5.0): number(0.1, 300),

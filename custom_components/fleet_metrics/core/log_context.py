@@ -17,6 +17,10 @@ BROKER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "fleet_metrics_broker", default=None
 )
 
+# The log settings the runner and the agent accept (config keys and command line alike).
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
 
 def current() -> dict[str, str]:
     """The source and broker of the running task, where known."""

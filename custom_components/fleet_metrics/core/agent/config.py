@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import voluptuous as vol
 
+from ..log_context import LOG_FORMATS, LOG_LEVELS
 from ..validators import existing_file, integer, number
 from .collectors import COLLECTORS, CollectorSettings, Patterns, Tier
 from .collectors.base import (
@@ -33,8 +34,6 @@ from .collectors.base import (
 
 DEFAULT_INTERVALS: Final[Mapping[Tier, float]] = {"fast": 30.0, "medium": 300.0, "slow": 1800.0}
 DEFAULT_BUFFER_BATCHES: Final = 10_000
-LOG_LEVELS: Final = ("debug", "info", "warning", "error")
-LOG_FORMATS: Final = ("text", "json")
 MAX_SERVERS: Final = 16
 MAX_LISTED_GUESTS: Final = 10_000
 DEFAULT_COMMAND_TIMEOUT: Final = 10.0
