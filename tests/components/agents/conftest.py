@@ -15,8 +15,10 @@ from unittest.mock import patch
 
 import aiohttp
 import pytest
+from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigEntry, ConfigFlowResult
 from homeassistant.const import CONF_HOST, Platform
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -178,6 +180,22 @@ class AgentRig:
 
     def event_names(self) -> list[tuple[str, str]]:
         return [(str(event.event_type), str(event.data["host"])) for event in self.events]
+
+
+async def open_guest_pick(
+    hass: HomeAssistant, entry: ConfigEntry, subentry_id: str
+) -> ConfigFlowResult:
+    """The host's menu, then its "Guests" form."""
+    menu = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_HOST),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+    assert menu["type"] is FlowResultType.MENU
+    form = await hass.config_entries.subentries.async_configure(
+        menu["flow_id"], {"next_step_id": "guests"}
+    )
+    assert form["step_id"] == "guests"
+    return form
 
 
 async def until(hass: HomeAssistant, check: Callable[[], bool], timeout: float = 5.0) -> None:

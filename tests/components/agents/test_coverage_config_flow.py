@@ -24,7 +24,7 @@ from custom_components.fleet_metrics.const import (
 )
 from custom_components.fleet_metrics.core.sources.agents.tokens import hash_token
 
-from .conftest import HOST, TOKEN, agents_entry
+from .conftest import HOST, TOKEN, agents_entry, open_guest_pick
 
 NEW_HOST = "pve2"
 
@@ -177,13 +177,7 @@ async def test_guests_picked_long_ago_are_listed_after_the_others(hass: HomeAssi
     )
     await _loaded(hass, entry)
     (subentry,) = entry.subentries.values()
-    menu = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_HOST),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
-    )
-    form = await hass.config_entries.subentries.async_configure(
-        menu["flow_id"], {"next_step_id": "guests"}
-    )
+    form = await open_guest_pick(hass, entry, subentry.subentry_id)
     schema = form["data_schema"]
     assert schema is not None
     selector = schema.schema[CONF_GUESTS]

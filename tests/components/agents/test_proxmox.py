@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigSubentry
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import CONF_HOST
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
@@ -40,7 +40,7 @@ from custom_components.fleet_metrics.core.sample import FieldValue, Sample
 from custom_components.fleet_metrics.core.sources.agents.tokens import hash_token
 from tests.fixtures.proxmox.fake_commands import FIXTURES, FakeCommands, pve_host
 
-from .conftest import HOST, T0, AgentRig, host_samples, until
+from .conftest import HOST, T0, AgentRig, host_samples, open_guest_pick, until
 
 COMPONENT = Path(__file__).parents[3] / "custom_components" / "fleet_metrics"
 STORAGE_TOTAL = {
@@ -212,15 +212,7 @@ async def test_the_guest_pick_keeps_only_the_picked_guests_devices(rig: AgentRig
     subentry = next(s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_HOST)
 
     async def pick(guests: list[str]) -> None:
-        menu = await hass.config_entries.subentries.async_init(
-            (entry.entry_id, SUBENTRY_HOST),
-            context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
-        )
-        assert menu["type"] is FlowResultType.MENU
-        form = await hass.config_entries.subentries.async_configure(
-            menu["flow_id"], {"next_step_id": "guests"}
-        )
-        assert form["step_id"] == "guests"
+        form = await open_guest_pick(hass, entry, subentry.subentry_id)
         done = await hass.config_entries.subentries.async_configure(
             form["flow_id"], {CONF_GUESTS: guests}
         )
@@ -372,13 +364,7 @@ async def test_the_guest_pick_lists_guests_by_type_and_vmid(rig: AgentRig) -> No
     )
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     subentry = next(s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_HOST)
-    menu = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_HOST),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
-    )
-    form = await hass.config_entries.subentries.async_configure(
-        menu["flow_id"], {"next_step_id": "guests"}
-    )
+    form = await open_guest_pick(hass, entry, subentry.subentry_id)
     schema = form["data_schema"]
     assert schema is not None
     selector = schema.schema[CONF_GUESTS]

@@ -48,7 +48,7 @@ def cpu(scale: float, ns: int = NS, cpu_tag: str = "total") -> Sample:
 
 
 def every_kind() -> list[Sample]:
-    """One reading of each kind the agent sends (agent-spec.md), host info first."""
+    """One reading of each kind the agent's collectors send, host info first."""
     net = (
         "receive_bytes",
         "transmit_bytes",
