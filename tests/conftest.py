@@ -11,6 +11,7 @@ import pytest
 import custom_components.fleet_metrics  # noqa: F401 - see the module docstring
 
 pytest_plugins = [
+    "tests.hypothesis_profiles",
     "tests.opendtu_fake",
     "tests.mosquitto",
     "tests.influxd",
