@@ -14,13 +14,16 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from custom_components.fleet_metrics.core.agent import protocol
+from custom_components.fleet_metrics.core.agent.outbox import SeriesIds
 from custom_components.fleet_metrics.core.agent.protocol import (
+    CLOSE_MALFORMED,
     Ack,
     Batch,
     Hello,
     Welcome,
     decode,
     encode,
+    encode_rows,
 )
 from custom_components.fleet_metrics.core.sample import Sample
 from custom_components.fleet_metrics.core.sources.agents.endpoint import handle_agent
@@ -331,4 +334,33 @@ async def test_wire_is_json_text_frames(server: Server) -> None:
         await ws.send_str(encode(Hello("alpha", "1", "b", ())).decode())
         message = await ws.receive(timeout=5)
         assert message.type == aiohttp.WSMsgType.TEXT
-        assert orjson.loads(message.data) == {"type": "welcome", "v": 1, "resume_from": 0}
+        assert orjson.loads(message.data) == {
+            "type": "welcome",
+            "v": 1,
+            "resume_from": 0,
+            "capabilities": ["series"],
+        }
+
+
+async def test_rows_of_declared_series_are_applied_and_undeclared_ones_close(
+    server: Server,
+) -> None:
+    """Declarations live as long as their connection: the next one must declare again."""
+    ids = SeriesIds()
+    rows = [ids.row(_sample(value)) for value in (1.0, 2.0)]
+    async with aiohttp.ClientSession() as session:
+        async with await _connect(session, server) as ws:
+            await _hello(ws)
+            await ws.send_str(encode(ids.declaration(0, 0)).decode())
+            for seq, row in enumerate(rows, start=1):
+                await ws.send_bytes(encode_rows(seq, time.time(), [row], ()))
+                assert decode((await ws.receive(timeout=5)).data) == Ack(seq)
+        assert _loads(server) == [1.0, 2.0]
+        async with await _connect(session, server) as ws:
+            await _hello(ws)
+            await ws.send_bytes(encode_rows(3, time.time(), [rows[0]], ()))
+            closed = await ws.receive(timeout=5)
+            assert closed.type == aiohttp.WSMsgType.CLOSE
+            assert closed.data == CLOSE_MALFORMED
+    assert _loads(server) == [1.0, 2.0]
+    assert server.hub.rejects.by_kind.get("malformed") == 1

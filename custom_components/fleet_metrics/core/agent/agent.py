@@ -25,11 +25,11 @@ from .client import AgentClient, ClientTiming
 from .collectors import TIERS, CollectorRun, Tier, build
 from .config import AgentConfig
 from .outbox import Outbox
-from .protocol import Hello
+from .protocol import SERIES, Hello
 
 _LOGGER = logging.getLogger(__name__)
 
-CAPABILITIES: Final = ("split_batches",)
+CAPABILITIES: Final = ("split_batches", SERIES)
 
 
 def new_boot_id() -> str:

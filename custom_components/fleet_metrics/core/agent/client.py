@@ -37,6 +37,7 @@ from .protocol import (
     CLOSE_REPLACED,
     CLOSE_VERSION,
     MAX_MESSAGE_BYTES,
+    SERIES,
     Ack,
     Hello,
     Message,
@@ -239,6 +240,7 @@ class AgentClient:
         if not isinstance(welcome, Welcome):
             raise ProtocolError(0, f"expected a welcome, got {type(welcome).__name__}")
         self.outbox.ack(welcome.resume_from)
+        self.outbox.use_series(SERIES in welcome.capabilities)
         self.connected = True
         self.stats.connects += 1
         timing.auth_backoff.reset()
@@ -280,11 +282,18 @@ class AgentClient:
 
     async def _send(self, ws: ClientConnection, sent: int) -> None:
         """Everything after ``sent`` in order, then each new batch as it comes, keeping at
-        most ``window`` unacknowledged batches in flight."""
+        most ``window`` unacknowledged batches in flight. The series a frame's rows use are
+        declared first, once per connection."""
+        declared = 0  # ids below this are declared on this connection
         while True:
             self._wakeup.clear()
             room = self.outbox.acked + self.timing.window - sent
             for frame in list(itertools.islice(self.outbox.after(sent), max(0, room))):
+                series = self.outbox.series
+                if frame.last_series >= declared and series is not None:
+                    declaration = series.declaration(declared, frame.last_series)
+                    await ws.send(encode(declaration).decode())
+                    declared = frame.last_series + 1
                 await ws.send(frame.text)
                 self.stats.sent += 1
                 sent = frame.seq

@@ -6,6 +6,11 @@ by the protocol's own parser before it is kept, so a batch the server would refu
 would then be replayed forever) never enters the buffer; a batch over the message cap is split
 into several, each with its own seq. Seqs in the buffer are contiguous and increasing: the
 oldest are dropped by the cap (counted), the acknowledged ones freed by cumulative acks.
+
+Once the server has said it takes declared series (``use_series``), batches are kept as rows
+of series ids (``SeriesIds``); each frame remembers the highest id it uses, so that the
+client declares what a connection has not seen before sending it. A server that stops taking
+them (an older version after a downgrade) gets the kept frames rewritten in full.
 """
 
 from __future__ import annotations
@@ -14,10 +19,21 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from ..sample import Sample
-from .protocol import MAX_MESSAGE_BYTES, Batch, ProtocolError, decode, encode
+from .protocol import (
+    MAX_MESSAGE_BYTES,
+    MAX_SERIES,
+    Batch,
+    Declare,
+    ProtocolError,
+    SeriesDef,
+    SeriesTable,
+    decode,
+    encode,
+    encode_rows,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -27,6 +43,40 @@ _WIDEST_SEQ: Final = 10**18  # sizes a split chunk for any seq it may get
 class Frame(NamedTuple):
     seq: int
     text: str
+    last_series: int = -1  # the highest series id the frame's rows use; -1: no rows
+
+
+class SeriesIds:
+    """The agent's series ids for one server: one per (measurement, tags, field names,
+    counters), never reused. Past ``limit`` ids new series go in full, as samples."""
+
+    def __init__(self, limit: int = MAX_SERIES) -> None:
+        self.limit = limit
+        self.table = SeriesTable()  # the same declarations the server reads the rows with
+        self._ids: dict[tuple[object, ...], int] = {}
+
+    def row(self, sample: Sample) -> list[Any] | None:
+        """``[id, time_ns, *values]``, or None when the ids have run out."""
+        fields = sample.fields
+        counters = sample.counters
+        if type(counters) is not frozenset:  # a collector's set
+            counters = frozenset(counters)
+        key = (sample.measurement, *sample.tags.items(), None, *fields, counters)
+        sid = self._ids.get(key)
+        if sid is None:
+            sid = len(self._ids)
+            if sid >= self.limit:
+                return None
+            self._ids[key] = sid
+            self.table.defs[sid] = SeriesDef(
+                sample.measurement, dict(sample.tags), tuple(fields), counters
+            )
+        return [sid, sample.time_ns, *fields.values()]
+
+    def declaration(self, first: int, last: int) -> Declare:
+        """The ``series`` message for ids ``first`` to ``last``."""
+        defs = self.table.defs
+        return Declare(tuple((sid, defs[sid]) for sid in range(first, last + 1)))
 
 
 class Outbox:
@@ -40,6 +90,8 @@ class Outbox:
         self.acked = 0  # highest seq the server has confirmed
         self.dropped = 0  # batches pushed out by the cap before the server had them
         self.bad_samples = 0  # samples left out because no message could carry them
+        self.series: SeriesIds | None = None  # set while the server takes declared series
+        self._series_ids: SeriesIds | None = None  # kept across connections: ids are stable
         self._frames: deque[Frame] = deque()
         self._full = False
 
@@ -56,6 +108,10 @@ class Outbox:
         samples = tuple(samples)
         if not samples:
             return []
+        if self.series is not None:
+            kept = self._add_rows(self.series, time, samples)
+            if kept is not None:
+                return [kept]
         frame = encode(Batch(self.next_seq, time, samples))
         if len(frame) <= self.max_bytes and self._accepted(frame):  # the usual case
             return [self._keep(frame.decode())]
@@ -63,6 +119,53 @@ class Outbox:
             self._keep(encode(Batch(self.next_seq, time, chunk)).decode())
             for chunk in self._chunks(time, samples)
         ]
+
+    def _add_rows(self, series: SeriesIds, time: float, samples: tuple[Sample, ...]) -> int | None:
+        """Keep ``samples`` as one frame of rows; None when they do not fit in one (the
+        caller splits them in full, as for a server without series)."""
+        rows: list[list[Any]] = []
+        rest: list[Sample] = []
+        last = -1
+        for sample in samples:
+            row = series.row(sample)
+            if row is None:
+                rest.append(sample)
+            else:
+                rows.append(row)
+                last = max(last, row[0])
+        frame = encode_rows(self.next_seq, time, rows, tuple(rest))
+        if len(frame) > self.max_bytes or not self._accepted(frame):
+            return None
+        return self._keep(frame.decode(), last)
+
+    def use_series(self, taken: bool) -> None:
+        """What the server's welcome said about declared series. When it no longer takes
+        them, the kept frames of rows are rewritten in full, each with its own seq."""
+        if taken:
+            if self._series_ids is None:
+                self._series_ids = SeriesIds()
+            self.series = self._series_ids
+            return
+        self.series = None
+        if self._series_ids is None or all(f.last_series < 0 for f in self._frames):
+            return
+        table = self._series_ids.table
+        frames: deque[Frame] = deque()
+        for frame in self._frames:
+            if frame.last_series < 0:
+                frames.append(frame)
+                continue
+            batch = decode(frame.text, table)
+            assert isinstance(batch, Batch)  # it was decoded before it was kept
+            text = encode(Batch(frame.seq, batch.time, batch.samples))
+            if len(text) <= self.max_bytes:
+                frames.append(Frame(frame.seq, text.decode()))
+            else:  # a full frame is several times the size of its rows: rare, and counted
+                self.dropped += 1
+                _LOGGER.warning(
+                    "%s: batch %d too large to send in full; dropped", self.name, frame.seq
+                )
+        self._frames = frames
 
     def ack(self, seq: int) -> int:
         """Free every batch up to ``seq`` (a cumulative ack or ``welcome.resume_from``)."""
@@ -87,10 +190,10 @@ class Outbox:
         start = max(0, seq + 1 - self.first_seq)
         return itertools.islice(self._frames, start, None)
 
-    def _keep(self, text: str) -> int:
+    def _keep(self, text: str, last_series: int = -1) -> int:
         seq = self.next_seq
         self.next_seq += 1
-        self._frames.append(Frame(seq, text))
+        self._frames.append(Frame(seq, text, last_series))
         if len(self._frames) > self.capacity:
             self._frames.popleft()
             self.dropped += 1
@@ -126,7 +229,7 @@ class Outbox:
 
     def _accepted(self, frame: bytes) -> bool:
         try:
-            decode(frame)
+            decode(frame, None if self.series is None else self.series.table)
         except ProtocolError:
             return False
         return True

@@ -1,7 +1,11 @@
-"""The agent protocol: four JSON messages over one WebSocket, shared by agent and servers.
+"""The agent protocol: five JSON messages over one WebSocket, shared by agent and servers.
 
-``hello {host, agent_version, boot_id, capabilities}`` → ``welcome {resume_from}``; then
-``batch {seq, time, samples}`` → cumulative ``ack {seq}``. Every frame is a JSON object with
+``hello {host, agent_version, boot_id, capabilities}`` → ``welcome {resume_from, capabilities}``;
+then ``batch {seq, time, samples}`` → cumulative ``ack {seq}``. When both sides list the
+``series`` capability, the agent declares each series once per connection
+(``series {series: [[id, measurement, tags, field names, counters], ...]}``, not acked) and its
+batches carry ``rows: [[id, time_ns, value, ...], ...]``: the names and tags that were most of
+every batch's bytes and of the server's parsing travel once. Every frame is a JSON object with
 ``"type"`` and ``"v"`` (the protocol version). The token is never part of a message: it travels
 in the ``Authorization: Bearer`` header of the upgrade request, and the server checks it
 against the stored hash of the host the hello names.
@@ -25,6 +29,8 @@ from ..sample import FieldValue, Sample
 
 PROTOCOL_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 1_048_576  # a batch bigger than this is split by the agent
+SERIES: Final = "series"  # the capability: declared series and batches of rows
+MAX_SERIES: Final = 65_536  # series ids are 0 .. MAX_SERIES - 1 (bounds a connection's table)
 
 # WebSocket close codes (4000-4999 are free for applications, RFC 6455 7.4.2).
 CLOSE_MALFORMED: Final = 4000
@@ -69,6 +75,38 @@ class Welcome:
     """
 
     resume_from: int
+    capabilities: tuple[str, ...] = ()
+
+
+class SeriesDef(NamedTuple):
+    """What a series id stands for on one connection."""
+
+    measurement: str
+    tags: Mapping[str, str]
+    names: tuple[str, ...]
+    counters: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Declare:
+    """``series``: ids and what they stand for from now on, on this connection."""
+
+    series: tuple[tuple[int, SeriesDef], ...]
+
+
+class SeriesTable:
+    """One connection's declared series. Ids are bounded by ``MAX_SERIES``, so is this."""
+
+    __slots__ = ("defs",)
+
+    def __init__(self) -> None:
+        self.defs: dict[int, SeriesDef] = {}
+
+    def declare(self, declare: Declare) -> None:
+        self.defs.update(declare.series)
+
+    def __len__(self) -> int:
+        return len(self.defs)
 
 
 class SampleData(Protocol):
@@ -153,7 +191,7 @@ class Ack:
     seq: int
 
 
-Message = Hello | Welcome | Batch | Ack
+Message = Hello | Welcome | Batch | Ack | Declare
 
 
 def encode(message: Message) -> bytes:
@@ -170,6 +208,17 @@ def encode(message: Message) -> bytes:
         )
     if isinstance(message, Ack):
         return orjson.dumps({"type": "ack", "v": PROTOCOL_VERSION, "seq": message.seq})
+    if isinstance(message, Declare):
+        return orjson.dumps(
+            {
+                "type": "series",
+                "v": PROTOCOL_VERSION,
+                "series": [
+                    [sid, d.measurement, dict(d.tags), list(d.names), sorted(d.counters)]
+                    for sid, d in message.series
+                ],
+            }
+        )
     if isinstance(message, Hello):
         return orjson.dumps(
             {
@@ -181,9 +230,24 @@ def encode(message: Message) -> bytes:
                 "capabilities": list(message.capabilities),
             }
         )
-    return orjson.dumps(
-        {"type": "welcome", "v": PROTOCOL_VERSION, "resume_from": message.resume_from}
-    )
+    welcome: dict[str, Any] = {
+        "type": "welcome",
+        "v": PROTOCOL_VERSION,
+        "resume_from": message.resume_from,
+    }
+    if message.capabilities:
+        welcome["capabilities"] = list(message.capabilities)
+    return orjson.dumps(welcome)
+
+
+def encode_rows(seq: int, time: float, rows: list[list[Any]], samples: tuple[Sample, ...]) -> bytes:
+    """A batch of declared series' ``rows`` (``[id, time_ns, *values]``) and, for series
+    without an id, ``samples`` in full."""
+    batch: dict[str, Any] = {"type": "batch", "v": PROTOCOL_VERSION, "seq": seq, "time": time}
+    if samples:
+        batch["samples"] = [_sample_to_wire(sample) for sample in samples]
+    batch["rows"] = rows
+    return orjson.dumps(batch)
 
 
 def _sample_to_wire(sample: Sample) -> dict[str, Any]:
@@ -198,8 +262,10 @@ def _sample_to_wire(sample: Sample) -> dict[str, Any]:
     return wire
 
 
-def decode(data: str | bytes) -> Message:
-    """Parse one frame; raises ``ProtocolError`` and nothing else."""
+def decode(data: str | bytes, table: SeriesTable | None = None) -> Message:
+    """Parse one frame; raises ``ProtocolError`` and nothing else. A batch's ``rows`` are
+    read with the connection's ``table`` (a batch with rows and no table is malformed); a
+    ``series`` message is returned, not applied: the caller declares it in its table."""
     if _size(data) > MAX_MESSAGE_BYTES:
         raise ProtocolError(CLOSE_TOO_LARGE, f"message larger than {MAX_MESSAGE_BYTES} bytes")
     try:
@@ -216,11 +282,19 @@ def decode(data: str | bytes) -> Message:
     kind = raw.get("type")
     try:
         if kind == "batch":
-            return Batch.decoded(
-                _int(raw, "seq", 1),
-                _number(raw, "time"),
-                tuple([_sample(item) for item in _list(raw, "samples")]),
-            )
+            seq, time = _int(raw, "seq", 1), _number(raw, "time")
+            rows = raw.get("rows")
+            if rows is None:
+                return Batch.decoded(seq, time, tuple([_sample(i) for i in _list(raw, "samples")]))
+            if table is None:
+                raise _Bad("'rows' without declared series")
+            samples = raw.get("samples")
+            readings = [] if samples is None else [_sample(i) for i in _list(raw, "samples")]
+            defs = table.defs
+            readings.extend([_row(item, defs) for item in _list(raw, "rows")])
+            return Batch.decoded(seq, time, tuple(readings))
+        if kind == "series":
+            return Declare(tuple([_declared(item) for item in _list(raw, "series")]))
         if kind == "ack":
             return Ack(seq=_int(raw, "seq", 0))
         if kind == "hello":
@@ -231,7 +305,13 @@ def decode(data: str | bytes) -> Message:
                 capabilities=tuple(_texts(_list(raw, "capabilities"), "capabilities")),
             )
         if kind == "welcome":
-            return Welcome(resume_from=_int(raw, "resume_from", 0))
+            offered = raw.get("capabilities")
+            return Welcome(
+                resume_from=_int(raw, "resume_from", 0),
+                capabilities=()
+                if offered is None
+                else tuple(_texts(_list(raw, "capabilities"), "capabilities")),
+            )
     except _Bad as err:
         raise ProtocolError(CLOSE_MALFORMED, f"{kind}: {err}") from None
     raise ProtocolError(CLOSE_MALFORMED, f"unknown message type {kind!r}")
@@ -327,6 +407,50 @@ def _sample(item: Any) -> WireSample:
     else:
         raise _Bad("sample 'c' must be a list of field names")
     return _new_tuple(WireSample, (measurement, tags, fields, time_ns, names))
+
+
+def _row(item: Any, defs: Mapping[int, SeriesDef]) -> WireSample:
+    """One row of a declared series, checked like a sample (the series was when declared)."""
+    if type(item) is not list or len(item) < 3:
+        raise _Bad("a row must be [id, time_ns, value, ...]")
+    declared = defs.get(item[0]) if type(item[0]) is int else None
+    if declared is None:
+        raise _Bad("a row's id must be a declared series")
+    time_ns = item[1]
+    if type(time_ns) is not int or time_ns < 0:
+        raise _Bad("a row's time must be an integer >= 0 (unix nanoseconds)")
+    values = item[2:]
+    names = declared.names
+    if len(values) != len(names):
+        raise _Bad(f"a row of series {item[0]} must have {len(names)} values")
+    if not _FIELD_TYPES.issuperset(map(type, values)):
+        raise _Bad("row values must be numbers, booleans or strings")
+    fields = dict(zip(names, values, strict=True))
+    return _new_tuple(
+        WireSample, (declared.measurement, declared.tags, fields, time_ns, declared.counters)
+    )
+
+
+def _declared(item: Any) -> tuple[int, SeriesDef]:
+    if type(item) is not list or len(item) != 5:
+        raise _Bad("a series must be [id, measurement, tags, field names, counters]")
+    sid, measurement, tags, names, counters = item
+    if type(sid) is not int or not 0 <= sid < MAX_SERIES:
+        raise _Bad(f"a series id must be an integer from 0 to {MAX_SERIES - 1}")
+    if type(measurement) is not str or not measurement:
+        raise _Bad("a series' measurement must be a non-empty string")
+    if type(tags) is not dict or not _TAG_TYPES.issuperset(map(type, tags.values())):
+        raise _Bad("a series' tags must map names to strings")
+    if type(names) is not list or not names or not _TAG_TYPES.issuperset(map(type, names)):
+        raise _Bad("a series' field names must be a non-empty list of strings")
+    if len(set(names)) != len(names):
+        raise _Bad("a series' field names must differ")
+    if type(counters) is not list:
+        raise _Bad("a series' counters must be a list of field names")
+    counter_names = _counter_names(counters) if counters else _NO_COUNTERS
+    if not counter_names <= frozenset(names):
+        raise _Bad("a series' counters must name its fields")
+    return sid, SeriesDef(measurement, tags or _EMPTY_TAGS, tuple(names), counter_names)
 
 
 _NO_COUNTERS: Final[frozenset[str]] = frozenset()

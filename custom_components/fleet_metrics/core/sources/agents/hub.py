@@ -36,6 +36,7 @@ from typing import Protocol
 from ...agent.protocol import (
     CLOSE_NOT_AUTHORISED,
     CLOSE_REPLACED,
+    SERIES,
     Ack,
     Batch,
     Hello,
@@ -344,7 +345,7 @@ class Hub:
             state.online = True
             _LOGGER.info("host %s online (agent %s)", state.name, hello.agent_version)
             self._notify(self._on_online, state)
-        return Welcome(resume_from=state.acked_seq)
+        return Welcome(resume_from=state.acked_seq, capabilities=(SERIES,))
 
     def is_current(self, state: HostState, connection: Connection) -> bool:
         """Whether ``connection`` may still send batches (not replaced, server not stopping)."""
