@@ -35,7 +35,7 @@ import aiohttp
 import orjson
 
 from bench.measure import Report, Runner
-from custom_components.fleet_metrics.core.agent.protocol import MAX_MESSAGE_BYTES
+from custom_components.fleet_metrics.core.agent.protocol import MAX_MESSAGE_BYTES, SERIES
 from custom_components.fleet_metrics.core.sources.agents.store import HostStore
 from tests.standalone.runner_process import RunnerProcess, metric_value
 
@@ -96,6 +96,23 @@ def batch_shape(samples: int, per_cpu: int = 0) -> tuple[int, int, int]:
     return per_cpu, nets, left - nets
 
 
+def _rows(
+    samples: list[dict[str, Any]], ids: dict[tuple[object, ...], int], declare: list[list[Any]]
+) -> list[list[Any]]:
+    """The wire samples as rows of declared series, as the agent's outbox writes them; the
+    series new on this connection are appended to ``declare``."""
+    rows = []
+    for sample in samples:
+        fields, counters = sample["f"], sample.get("c", ())
+        key = (sample["m"], *sample["t"].items(), None, *fields, *counters)
+        sid = ids.get(key)
+        if sid is None:
+            sid = ids[key] = len(ids)
+            declare.append([sid, sample["m"], sample["t"], list(fields), sorted(counters)])
+        rows.append([sid, sample["ts"], *fields.values()])
+    return rows
+
+
 # --- the agents' process ---------------------------------------------------------------
 
 
@@ -110,17 +127,19 @@ class FleetAgent:
 
 async def _agent(
     agent: FleetAgent, session: aiohttp.ClientSession, url: str, shape: tuple[int, int, int],
-    start: float, stop: float, connected: asyncio.Event | None,
+    start: float, stop: float, connected: asyncio.Event | None, full: bool,
 ) -> None:  # fmt: skip
     headers = {"Authorization": f"Bearer {agent.token}"}
     async with session.ws_connect(url, headers=headers, max_msg_size=MAX_MESSAGE_BYTES) as ws:
         hello = {"type": "hello", "v": 1, "host": agent.name, "agent_version": "bench",
-                 "boot_id": "bench-boot", "capabilities": []}  # fmt: skip
+                 "boot_id": "bench-boot", "capabilities": [] if full else [SERIES]}  # fmt: skip
         await ws.send_bytes(orjson.dumps(hello))
         welcome = await ws.receive()
         if welcome.type != aiohttp.WSMsgType.TEXT:
             agent.refused = ws.close_code
             return
+        series = not full and SERIES in orjson.loads(welcome.data).get("capabilities", [])
+        ids: dict[tuple[object, ...], int] = {}
         if connected is not None:
             connected.set()
 
@@ -135,8 +154,16 @@ async def _agent(
         while next_at < stop:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             agent.sent += 1
-            batch = {"type": "batch", "v": 1, "seq": agent.sent, "time": time.time(),
-                     "samples": fast_batch(agent.sent, time.time(), *shape)}  # fmt: skip
+            samples = fast_batch(agent.sent, time.time(), *shape)
+            batch = {"type": "batch", "v": 1, "seq": agent.sent, "time": time.time()}
+            if series:
+                batch["rows"] = _rows(samples, ids, declare := [])
+                if declare:
+                    await ws.send_str(
+                        orjson.dumps({"type": "series", "v": 1, "series": declare}).decode()
+                    )
+            else:
+                batch["samples"] = samples
             await ws.send_str(orjson.dumps(batch).decode())
             next_at += 1.0
         # Acks follow the runner's flush: wait for the last one.
@@ -147,7 +174,7 @@ async def _agent(
 
 
 async def _fleet(
-    url: str, tokens: dict[str, str], samples: int, seconds: float, per_cpu: int,
+    url: str, tokens: dict[str, str], samples: int, seconds: float, per_cpu: int, full: bool,
     pipe: Connection,
 ) -> None:  # fmt: skip
     agents = [FleetAgent(name, token) for name, token in tokens.items()]
@@ -165,7 +192,7 @@ async def _fleet(
             event = asyncio.Event()
             events.append(event)
             phase = start + random.random()
-            run = _agent(agent, session, url, shape, phase, stop + phase - start, event)
+            run = _agent(agent, session, url, shape, phase, stop + phase - start, event, full)
             tasks.append(asyncio.create_task(run))
             if index % 50 == 49:
                 await asyncio.sleep(0.05)
@@ -178,10 +205,10 @@ async def _fleet(
 
 
 def fleet_process(
-    url: str, tokens: dict[str, str], samples: int, seconds: float, per_cpu: int,
+    url: str, tokens: dict[str, str], samples: int, seconds: float, per_cpu: int, full: bool,
     pipe: Connection,
 ) -> None:  # fmt: skip
-    asyncio.run(_fleet(url, tokens, samples, seconds, per_cpu, pipe))
+    asyncio.run(_fleet(url, tokens, samples, seconds, per_cpu, full, pipe))
 
 
 # --- the bench ---------------------------------------------------------------------------
@@ -208,7 +235,13 @@ async def _recv(pipe: Connection, fleet: mp.process.BaseProcess) -> Any:
 
 
 async def run(
-    hosts: int, seconds: float, samples: int, flush: float, per_cpu: int, profile: str | None
+    hosts: int,
+    seconds: float,
+    samples: int,
+    flush: float,
+    per_cpu: int,
+    profile: str | None,
+    full: bool = False,
 ) -> int:
     report = Report()
     with tempfile.TemporaryDirectory(prefix="bench-agents-") as tmp_dir:
@@ -246,13 +279,15 @@ database = "{database}"
             url = f"ws://127.0.0.1:{process.port}/api/agent"
             parent, child = mp.Pipe()
             fleet = mp.get_context("spawn").Process(
-                target=fleet_process, args=(url, tokens, samples, seconds, per_cpu, child)
+                target=fleet_process,
+                args=(url, tokens, samples, seconds, per_cpu, full, child),
             )
             fleet.start()
             shape = batch_shape(samples, per_cpu)
             per_batch = len(fast_batch(1, 0.0, *shape))
             report.say(f"{hosts} agents, a {per_batch}-sample batch each per second for "
-                       f"{seconds:.0f} s; runner flush_interval {flush} s")  # fmt: skip
+                       f"{seconds:.0f} s ({'full samples' if full else 'rows of declared series'});"
+                       f" runner flush_interval {flush} s")  # fmt: skip
             await _recv(parent, fleet)
             _, in_time = await _recv(parent, fleet)
             if not in_time:
@@ -354,9 +389,19 @@ def main() -> int:
     parser.add_argument("--flush", type=float, default=1.0, help="runner flush_interval")
     parser.add_argument("--per-cpu", type=int, default=0, help="per-CPU readings per batch")
     parser.add_argument("--profile", metavar="FILE", help="run the runner under cProfile into FILE")
+    parser.add_argument("--full", action="store_true",
+                        help="agents send full samples, as agents without the series capability")  # fmt: skip
     args = parser.parse_args()
     return asyncio.run(
-        run(args.hosts, args.seconds, args.samples, args.flush, args.per_cpu, args.profile)
+        run(
+            args.hosts,
+            args.seconds,
+            args.samples,
+            args.flush,
+            args.per_cpu,
+            args.profile,
+            args.full,
+        )  # fmt: skip
     )
 
 

@@ -24,6 +24,7 @@ from custom_components.fleet_metrics.core.sample import (
     FieldValue,
     Sample,
 )
+from custom_components.fleet_metrics.core.sources.agents.device_lines import DeviceLines
 from custom_components.fleet_metrics.core.sources.agents.exposition import HostsExposition
 from custom_components.fleet_metrics.core.sources.agents.hub import Hub
 from custom_components.fleet_metrics.core.sources.agents.naming import HostNaming
@@ -437,3 +438,50 @@ def test_any_reading_maps_without_raising_and_names_its_host(
     names = exposition([reading_], host="h")
     assert all(labels.get("host") == "h" for sets in names.values() for labels in sets)
     lines(out)
+
+
+DEVICE_FIELDS = {
+    "network": ["receive_bytes", "transmit_bytes", "receive_packets", "transmit_errs",
+                "receive_drop", "other"],
+    "disk": ["read_bytes", "written_bytes", "reads_completed", "writes_completed",
+             "read_time_seconds", "write_time_seconds", "io_time_seconds", "other"],
+}  # fmt: skip
+device_values = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(-(2**65), 2**65),
+    st.floats(allow_nan=False),
+    st.floats(),  # the general path's NaN and infinities, for a Sample made in process
+    st.booleans(),
+    st.text(max_size=3),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted(DEVICE_FIELDS)), st.text(max_size=6), st.data())
+def test_device_lines_compiled_per_series_are_those_of_the_general_path(
+    measurement: str, device: str, data: st.DataObject
+) -> None:
+    """Several readings of one series (names in any order and subset, values of any kind,
+    a device with ``%`` or spaces in its name): the compiled format writes what the
+    general path writes, or leaves the reading to it."""
+    names = data.draw(st.lists(st.sampled_from(DEVICE_FIELDS[measurement]), unique=True,
+                               min_size=1))  # fmt: skip
+    fast, general = HostNaming("h"), HostNaming("h")
+    direct: list[str] = []
+    out: list[Sample] = []
+    for _ in range(3):
+        fields = {name: data.draw(device_values) for name in names}
+        reading = Sample(measurement, {"device": device}, fields, NS)
+        fast.lines([reading], LineEncoder(), direct)
+        general.map(reading, out)
+    assert direct == lines(out)
+
+
+def test_an_all_integer_device_reading_is_written_by_its_compiled_format() -> None:
+    plan = DeviceLines()
+    reading = Sample("disk", {"device": "sd%a"}, {"read_bytes": 7, "read_time_seconds": 1.5}, NS)
+    line = plan.line("diskio,host=h,name=sd%a", reading, {"read_bytes": "read_bytes="},
+                     {"read_time_seconds": "read_time="})  # fmt: skip
+    assert line == f"diskio,host=h,name=sd%a read_bytes=7i,read_time=1500i {NS}"
+    floated = Sample("disk", {"device": "sd%a"}, {"read_bytes": 7.0}, NS)
+    assert plan.line("diskio,host=h,name=sd%a", floated, {"read_bytes": "read_bytes="}, {}) is None

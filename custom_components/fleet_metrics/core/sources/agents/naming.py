@@ -29,6 +29,7 @@ from typing import Final
 from ...agent.protocol import SampleData
 from ...exporters.line_protocol import LineEncoder, format_field_value, series_head
 from ...sample import SINK_LINE_PROTOCOL, FieldValue, Sample
+from .device_lines import DeviceLines
 
 # HELP of every name declared here; declared names are exposed verbatim.
 HELP: Final[Mapping[str, str]] = {
@@ -340,6 +341,7 @@ _TELEGRAF_DISKIO_MS: Final = {
 _NET_PREFIX: Final = {key: f"{name}=" for key, name in _TELEGRAF_NET.items()}
 _DISKIO_PREFIX: Final = {key: f"{name}=" for key, name in _TELEGRAF_DISKIO.items()}
 _DISKIO_MS_PREFIX: Final = {key: f"{name}=" for key, name in _TELEGRAF_DISKIO_MS.items()}
+_NO_MS: Final[Mapping[str, str]] = {}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_HEADS: Final = 4096  # a host has so many devices; past it the cache starts over
 _ROOM: Final = 64  # bytes a series key leaves for a field key that no check is needed below
@@ -367,11 +369,12 @@ def _number(value: FieldValue | None) -> float | None:
 class HostNaming:
     """Maps one host's readings; keeps its previous CPU times and its boot time."""
 
-    __slots__ = ("_boot_time", "_cpu", "_heads", "host")
+    __slots__ = ("_boot_time", "_cpu", "_device_lines", "_heads", "host")
 
     def __init__(self, host: str) -> None:
         self.host = host
         self._heads: dict[tuple[str, str], tuple[str, int]] = {}  # the encoder's, by device
+        self._device_lines = DeviceLines()
         self._cpu: dict[str, dict[str, float]] = {}  # cpu tag -> seconds by mode
         self._boot_time: float | None = None
 
@@ -411,9 +414,11 @@ class HostNaming:
         for sample in samples:
             measurement = sample.measurement
             if measurement == "network":
-                done = self._device_line(sample, encoder, out, "net", "interface", _NET_PREFIX)
+                done = self._device_line(sample, out, "net", "interface", _NET_PREFIX, _NO_MS)
             elif measurement == "disk":
-                done = self._device_line(sample, encoder, out, "diskio", "name", _DISKIO_PREFIX)
+                done = self._device_line(
+                    sample, out, "diskio", "name", _DISKIO_PREFIX, _DISKIO_MS_PREFIX
+                )
             else:
                 done = False
             if not done:
@@ -422,11 +427,11 @@ class HostNaming:
     def _device_line(
         self,
         sample: SampleData,
-        encoder: LineEncoder,
         out: list[str],
         measurement: str,
         tag: str,
         prefixes: Mapping[str, str],
+        ms_prefixes: Mapping[str, str],
     ) -> bool:
         """``_telegraf``'s net and diskio lines, written straight from the reading (most of
         a batch is per-device readings); False leaves the sample to the general path."""
@@ -440,6 +445,10 @@ class HostNaming:
         head, room = entry
         if room < _ROOM:
             return False  # the general path decides what such a series gets
+        line = self._device_lines.line(head, sample, prefixes, ms_prefixes)
+        if line is not None:
+            out.append(line)
+            return True
         texts = []
         fields = sample.fields
         low, high = _INT64_MIN, _INT64_MAX
@@ -451,8 +460,8 @@ class HostNaming:
                 texts.append(f"{prefix}{value}i")
             elif (text := format_field_value(value, integer=True)) is not None:
                 texts.append(prefix + text)
-        if measurement == "diskio":
-            for name, prefix in _DISKIO_MS_PREFIX.items():
+        if ms_prefixes:
+            for name, prefix in ms_prefixes.items():
                 ms = _milliseconds(fields.get(name))
                 if ms is not None and low <= ms <= high:
                     texts.append(f"{prefix}{ms}i")
