@@ -40,6 +40,7 @@ from .core.sources.agents.endpoint import handle_agent
 from .core.sources.agents.source import AgentsSource, FlushOutcome
 from .core.supervisor import Supervisor
 from .core.validators import split_listen
+from .heap import trim_forever
 from .http_server import MAX_CONNECTIONS, ServerHandle, create_app, start_server
 from .http_stats import HttpStats
 from .listen import why_not
@@ -121,6 +122,7 @@ class Runner:
         self._broker_tasks: dict[str, asyncio.Task[None]] = {}
         self._server: ServerHandle | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._trimmer: asyncio.Task[None] | None = None
         self._dropped_seen = 0  # line protocol drops the agents' checkpoints have seen
         self._stopping = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -156,6 +158,7 @@ class Runner:
             self._start_source(source)
         self._started = True
         self._flusher = asyncio.create_task(self._flush_forever(), name="line-protocol-flush")
+        self._trimmer = asyncio.create_task(trim_forever(), name="heap-trim")
 
     async def _listen(self, listen: str) -> None:
         if not listen:
@@ -348,10 +351,11 @@ class Runner:
         for task in self._broker_tasks.values():
             task.cancel()
         await asyncio.gather(*self._broker_tasks.values(), return_exceptions=True)
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        for background in (self._flusher, self._trimmer):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
         try:
             await self.line_protocol.close(flush_seconds)
         except OutputClosed:
