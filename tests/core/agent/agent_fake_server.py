@@ -15,10 +15,13 @@ from aiohttp import WSMsgType, web
 
 from custom_components.fleet_metrics.core.agent.protocol import (
     MAX_MESSAGE_BYTES,
+    SERIES,
     Ack,
     Batch,
+    Declare,
     Hello,
     ProtocolError,
+    SeriesTable,
     Welcome,
     decode,
     encode,
@@ -35,11 +38,13 @@ class FakeServer:
     apply: bool = True  # False: receive and throw away (a crash before the commit)
     ack_delay: float = 0.0
     close_code: int | None = None  # close every new connection with this code after hello
+    series: bool = False  # offer declared series, as the real hub does
     port: int = 0
     applied: dict[str, int] = field(default_factory=dict)  # boot_id -> highest applied seq
     batches: list[Batch] = field(default_factory=list)  # applied, in order, once each
     received: list[int] = field(default_factory=list)  # every seq that arrived
     frame_sizes: list[int] = field(default_factory=list)
+    frame_kinds: list[str] = field(default_factory=list)  # "rows", "samples" or "series"
     hellos: list[Hello] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     query_strings: list[str] = field(default_factory=list)
@@ -111,17 +116,24 @@ class FakeServer:
             await ws.close(code=self.close_code, message=b"refused")
             return
         boot = hello.boot_id
-        await ws.send_str(encode(Welcome(self.applied.get(boot, 0))).decode())
+        offered = (SERIES,) if self.series else ()
+        await ws.send_str(encode(Welcome(self.applied.get(boot, 0), offered)).decode())
+        table = SeriesTable()
         async for msg in ws:
             if msg.type is not WSMsgType.TEXT:
                 break
             self.frame_sizes.append(len(msg.data.encode()))
             try:
-                batch = decode(msg.data)
+                batch = decode(msg.data, table if self.series else None)
             except ProtocolError as err:
                 await ws.close(code=err.code, message=err.reason.encode()[:120])
                 return
+            if isinstance(batch, Declare):
+                self.frame_kinds.append("series")
+                table.declare(batch)
+                continue
             assert isinstance(batch, Batch)
+            self.frame_kinds.append("rows" if '"rows"' in msg.data else "samples")
             self.received.append(batch.seq)
             if not self.apply:
                 continue

@@ -391,3 +391,51 @@ async def test_the_whole_agent_against_the_real_hub(caplog: pytest.LogCaptureFix
     assert state.batches_duplicate == 0
     assert emitted  # the hub mapped the agent's samples for its outputs
     assert len([r for r in caplog.records if "refused host pve1" in r.getMessage()]) == 1
+
+
+async def test_series_are_declared_on_every_connection_and_replays_arrive_once() -> None:
+    """A server offering series gets rows; after a drop the client declares again before
+    replaying (the server forgot the ids with the connection)."""
+    server = await FakeServer(series=True).start()
+    running = Harness(server.url).start()
+    try:
+        running.add(0)  # before the first welcome: in full
+        await until(lambda: server.seqs() == [1])
+        server.apply = False
+        for index in range(1, 4):
+            running.add(index)
+        await until(lambda: len(server.received) == 4)
+        server.drop()
+        server.apply = True  # before the client can be back
+        await until(lambda: server.connections == 2)
+        running.add(4)
+        await until(lambda: server.seqs() == [1, 2, 3, 4, 5])
+        assert loads(server) == [0.0, 1.0, 2.0, 3.0, 4.0]
+        assert server.duplicates == server.gaps == 0
+        assert server.frame_kinds[0] == "samples"
+        assert server.frame_kinds[1:5] == ["series", "rows", "rows", "rows"]
+        assert server.frame_kinds[5:] == ["series", "rows", "rows", "rows", "rows"]
+    finally:
+        await running.stop()
+        await server.stop()
+
+
+async def test_a_server_that_stops_offering_series_gets_the_kept_batches_in_full() -> None:
+    server = await FakeServer(series=True).start()
+    running = Harness(server.url).start()
+    try:
+        running.add(0)
+        await until(lambda: server.seqs() == [1])
+        running.add(1)
+        await until(lambda: server.seqs() == [1, 2])
+        await server.stop()
+        for index in range(2, 5):
+            running.add(index)  # kept as rows: the last welcome offered series
+        server.series = False  # an older server on the same port
+        await server.start()
+        await until(lambda: server.seqs() == [1, 2, 3, 4, 5])
+        assert loads(server) == [0.0, 1.0, 2.0, 3.0, 4.0]
+        assert server.frame_kinds[-3:] == ["samples"] * 3
+    finally:
+        await running.stop()
+        await server.stop()

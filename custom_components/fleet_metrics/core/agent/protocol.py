@@ -425,7 +425,7 @@ def _row(item: Any, defs: Mapping[int, SeriesDef]) -> WireSample:
         raise _Bad(f"a row of series {item[0]} must have {len(names)} values")
     if not _FIELD_TYPES.issuperset(map(type, values)):
         raise _Bad("row values must be numbers, booleans or strings")
-    fields = dict(zip(names, values, strict=True))
+    fields = dict(zip(names, values))  # noqa: B905 - the lengths were compared above
     return _new_tuple(
         WireSample, (declared.measurement, declared.tags, fields, time_ns, declared.counters)
     )
