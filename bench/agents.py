@@ -389,8 +389,9 @@ def main() -> int:
     parser.add_argument("--flush", type=float, default=1.0, help="runner flush_interval")
     parser.add_argument("--per-cpu", type=int, default=0, help="per-CPU readings per batch")
     parser.add_argument("--profile", metavar="FILE", help="run the runner under cProfile into FILE")
-    parser.add_argument("--full", action="store_true",
-                        help="agents send full samples, as agents without the series capability")  # fmt: skip
+    parser.add_argument(
+        "--full", action="store_true", help="agents send full samples (no series capability)"
+    )
     args = parser.parse_args()
     return asyncio.run(
         run(
@@ -401,7 +402,7 @@ def main() -> int:
             args.per_cpu,
             args.profile,
             args.full,
-        )  # fmt: skip
+        )
     )
 
 
