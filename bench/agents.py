@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,14 @@ def _rows(
 # --- the agents' process ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How the agents send: full samples or rows of declared series, and how often."""
+
+    full: bool = False
+    interval: float = 1.0
+
+
 class FleetAgent:
     def __init__(self, name: str, token: str) -> None:
         self.name = name
@@ -127,18 +136,19 @@ class FleetAgent:
 
 async def _agent(
     agent: FleetAgent, session: aiohttp.ClientSession, url: str, shape: tuple[int, int, int],
-    start: float, stop: float, connected: asyncio.Event | None, full: bool,
+    start: float, stop: float, connected: asyncio.Event | None, pace: Pace,
 ) -> None:  # fmt: skip
     headers = {"Authorization": f"Bearer {agent.token}"}
     async with session.ws_connect(url, headers=headers, max_msg_size=MAX_MESSAGE_BYTES) as ws:
+        offered = [] if pace.full else [SERIES]
         hello = {"type": "hello", "v": 1, "host": agent.name, "agent_version": "bench",
-                 "boot_id": "bench-boot", "capabilities": [] if full else [SERIES]}  # fmt: skip
+                 "boot_id": "bench-boot", "capabilities": offered}  # fmt: skip
         await ws.send_bytes(orjson.dumps(hello))
         welcome = await ws.receive()
         if welcome.type != aiohttp.WSMsgType.TEXT:
             agent.refused = ws.close_code
             return
-        series = not full and SERIES in orjson.loads(welcome.data).get("capabilities", [])
+        series = not pace.full and SERIES in orjson.loads(welcome.data).get("capabilities", [])
         ids: dict[tuple[object, ...], int] = {}
         if connected is not None:
             connected.set()
@@ -165,7 +175,7 @@ async def _agent(
             else:
                 batch["samples"] = samples
             await ws.send_str(orjson.dumps(batch).decode())
-            next_at += 1.0
+            next_at += pace.interval
         # Acks follow the runner's flush: wait for the last one.
         async with asyncio.timeout(30):
             while agent.acked < agent.sent:  # noqa: ASYNC110 - acks are counted by the reader
@@ -174,7 +184,7 @@ async def _agent(
 
 
 async def _fleet(
-    url: str, tokens: dict[str, str], samples: int, seconds: float, per_cpu: int, full: bool,
+    url: str, tokens: dict[str, str], samples: int, seconds: float, per_cpu: int, pace: Pace,
     pipe: Connection,
 ) -> None:  # fmt: skip
     agents = [FleetAgent(name, token) for name, token in tokens.items()]
@@ -192,7 +202,7 @@ async def _fleet(
             event = asyncio.Event()
             events.append(event)
             phase = start + random.random()
-            run = _agent(agent, session, url, shape, phase, stop + phase - start, event, full)
+            run = _agent(agent, session, url, shape, phase, stop + phase - start, event, pace)
             tasks.append(asyncio.create_task(run))
             if index % 50 == 49:
                 await asyncio.sleep(0.05)
@@ -205,10 +215,10 @@ async def _fleet(
 
 
 def fleet_process(
-    url: str, tokens: dict[str, str], samples: int, seconds: float, per_cpu: int, full: bool,
+    url: str, tokens: dict[str, str], samples: int, seconds: float, per_cpu: int, pace: Pace,
     pipe: Connection,
 ) -> None:  # fmt: skip
-    asyncio.run(_fleet(url, tokens, samples, seconds, per_cpu, full, pipe))
+    asyncio.run(_fleet(url, tokens, samples, seconds, per_cpu, pace, pipe))
 
 
 # --- the bench ---------------------------------------------------------------------------
@@ -241,8 +251,9 @@ async def run(
     flush: float,
     per_cpu: int,
     profile: str | None,
-    full: bool = False,
+    pace: Pace | None = None,
 ) -> int:
+    pace = pace or Pace()
     report = Report()
     with tempfile.TemporaryDirectory(prefix="bench-agents-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -280,13 +291,14 @@ database = "{database}"
             parent, child = mp.Pipe()
             fleet = mp.get_context("spawn").Process(
                 target=fleet_process,
-                args=(url, tokens, samples, seconds, per_cpu, full, child),
+                args=(url, tokens, samples, seconds, per_cpu, pace, child),
             )
             fleet.start()
             shape = batch_shape(samples, per_cpu)
             per_batch = len(fast_batch(1, 0.0, *shape))
-            report.say(f"{hosts} agents, a {per_batch}-sample batch each per second for "
-                       f"{seconds:.0f} s ({'full samples' if full else 'rows of declared series'});"
+            form = "full samples" if pace.full else "rows of declared series"
+            report.say(f"{hosts} agents, a {per_batch}-sample batch each every {pace.interval:g} s"
+                       f" for {seconds:.0f} s ({form});"
                        f" runner flush_interval {flush} s")  # fmt: skip
             await _recv(parent, fleet)
             _, in_time = await _recv(parent, fleet)
@@ -392,6 +404,7 @@ def main() -> int:
     parser.add_argument(
         "--full", action="store_true", help="agents send full samples (no series capability)"
     )
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between batches")
     args = parser.parse_args()
     return asyncio.run(
         run(
@@ -401,7 +414,7 @@ def main() -> int:
             args.flush,
             args.per_cpu,
             args.profile,
-            args.full,
+            Pace(args.full, args.interval),
         )
     )
 

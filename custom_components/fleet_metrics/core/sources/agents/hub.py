@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -384,7 +385,12 @@ class Hub:
                 shape = reading.shape
                 if shape.names != tuple(fields) or shape.counters is not sample.counters:
                     reading.shape = shape_of(tuple(fields), sample.counters)
-                reading.values = values_of(fields)
+                values, kept = values_of(fields), reading.values
+                if type(values) is array and type(kept) is array and len(kept) == len(values):
+                    kept[:] = values  # in place: a new array per reading scattered the
+                    # long-lived ones among each batch's garbage, and the heap could not shrink
+                else:
+                    reading.values = values
                 reading.arrived = now
             elif room > 0:
                 room -= 1

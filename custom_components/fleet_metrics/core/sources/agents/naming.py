@@ -342,6 +342,7 @@ _NET_PREFIX: Final = {key: f"{name}=" for key, name in _TELEGRAF_NET.items()}
 _DISKIO_PREFIX: Final = {key: f"{name}=" for key, name in _TELEGRAF_DISKIO.items()}
 _DISKIO_MS_PREFIX: Final = {key: f"{name}=" for key, name in _TELEGRAF_DISKIO_MS.items()}
 _NO_MS: Final[Mapping[str, str]] = {}
+_DEVICE_LINES: Final = DeviceLines()  # shared: the plans do not depend on the host
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_HEADS: Final = 4096  # a host has so many devices; past it the cache starts over
 _ROOM: Final = 64  # bytes a series key leaves for a field key that no check is needed below
@@ -369,12 +370,11 @@ def _number(value: FieldValue | None) -> float | None:
 class HostNaming:
     """Maps one host's readings; keeps its previous CPU times and its boot time."""
 
-    __slots__ = ("_boot_time", "_cpu", "_device_lines", "_heads", "host")
+    __slots__ = ("_boot_time", "_cpu", "_heads", "host")
 
     def __init__(self, host: str) -> None:
         self.host = host
         self._heads: dict[tuple[str, str], tuple[str, int]] = {}  # the encoder's, by device
-        self._device_lines = DeviceLines()
         self._cpu: dict[str, dict[str, float]] = {}  # cpu tag -> seconds by mode
         self._boot_time: float | None = None
 
@@ -445,7 +445,7 @@ class HostNaming:
         head, room = entry
         if room < _ROOM:
             return False  # the general path decides what such a series gets
-        line = self._device_lines.line(head, sample, prefixes, ms_prefixes)
+        line = _DEVICE_LINES.line(head, sample, prefixes, ms_prefixes)
         if line is not None:
             out.append(line)
             return True
