@@ -65,9 +65,15 @@ compat:
 	scripts/compat-core-tests.sh $(PYTEST_ARGS)
 
 # TickrMeter at fleet scale through a real Mosquitto; prints rates, CPU, loss, RSS, render times.
+# Then Proxmox collection, 1,000 agents against the runner (its PASS/FAIL lines say which
+# target is missed; the other benches still run), the agent on this host, and the server's
+# instructions per agent batch (valgrind).
 bench: $(STAMP)
 	$(PY) -m bench.tickrmeter $(BENCH_ARGS)
 	$(PY) -m bench.proxmox
+	-$(PY) -m bench.agents
+	$(PY) -m bench.agent_host
+	$(PY) -m bench.agent_instructions
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .venv-ha build/ha-demo
