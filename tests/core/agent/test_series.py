@@ -196,3 +196,19 @@ def test_a_server_that_stops_taking_series_gets_the_kept_frames_in_full() -> Non
     assert reads == [[1, 11], [2, 12], [3, 13]]
     outbox.add(T + 9, [_sample(9)])  # and new batches go in full too
     assert "samples" in orjson.loads(next(iter(outbox.after(4))).text)
+
+
+def test_ids_that_ran_out_start_afresh_once_no_kept_batch_uses_them() -> None:
+    outbox = Outbox(100, series_limit=4)
+    outbox.use_series(True)
+    for index in range(6):  # six series, four ids: the last two go in full
+        outbox.add(T + index, [Sample("temp", {"sensor": str(index)}, {"c": 1.0}, index)])
+    kinds = ["rows" in orjson.loads(f.text) for f in outbox.after(0)]
+    assert kinds == [True, True, True, True, False, False]
+    outbox.use_series(True)  # a reconnect with batches still kept: the ids stay
+    assert outbox.series is not None and len(outbox.series.table) == 4
+    outbox.ack(6)
+    outbox.use_series(True)  # nothing kept refers to them: a fresh table
+    assert outbox.series is not None and len(outbox.series.table) == 0
+    outbox.add(T + 9, [Sample("temp", {"sensor": "9"}, {"c": 1.0}, 9)])
+    assert orjson.loads(next(iter(outbox.after(6))).text)["rows"] == [[0, 9, 1.0]]

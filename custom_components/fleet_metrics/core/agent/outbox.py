@@ -38,6 +38,7 @@ from .protocol import (
 _LOGGER = logging.getLogger(__name__)
 
 _WIDEST_SEQ: Final = 10**18  # sizes a split chunk for any seq it may get
+SERIES_LIMIT: Final = 10_000  # series ids per server; a host has a few hundred series
 
 
 class Frame(NamedTuple):
@@ -82,7 +83,13 @@ class SeriesIds:
 class Outbox:
     """Unacknowledged batches for one server, oldest first, at most ``capacity``."""
 
-    def __init__(self, capacity: int, name: str = "", max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        name: str = "",
+        max_bytes: int = MAX_MESSAGE_BYTES,
+        series_limit: int = SERIES_LIMIT,
+    ) -> None:
         self.capacity = capacity
         self.name = name
         self.max_bytes = max_bytes
@@ -90,6 +97,7 @@ class Outbox:
         self.acked = 0  # highest seq the server has confirmed
         self.dropped = 0  # batches pushed out by the cap before the server had them
         self.bad_samples = 0  # samples left out because no message could carry them
+        self.series_limit = series_limit
         self.series: SeriesIds | None = None  # set while the server takes declared series
         self._series_ids: SeriesIds | None = None  # kept across connections: ids are stable
         self._frames: deque[Frame] = deque()
@@ -121,8 +129,8 @@ class Outbox:
         ]
 
     def _add_rows(self, series: SeriesIds, time: float, samples: tuple[Sample, ...]) -> int | None:
-        """Keep ``samples`` as one frame of rows; None when they do not fit in one (the
-        caller splits them in full, as for a server without series)."""
+        """Keep ``samples`` as one frame of rows; None when none has an id or they do not fit
+        in one frame (the caller sends them in full, as to a server without series)."""
         rows: list[list[Any]] = []
         rest: list[Sample] = []
         last = -1
@@ -133,6 +141,8 @@ class Outbox:
             else:
                 rows.append(row)
                 last = max(last, row[0])
+        if not rows:
+            return None
         frame = encode_rows(self.next_seq, time, rows, tuple(rest))
         if len(frame) > self.max_bytes or not self._accepted(frame):
             return None
@@ -142,9 +152,12 @@ class Outbox:
         """What the server's welcome said about declared series. When it no longer takes
         them, the kept frames of rows are rewritten in full, each with its own seq."""
         if taken:
-            if self._series_ids is None:
-                self._series_ids = SeriesIds()
-            self.series = self._series_ids
+            ids = self._series_ids
+            # Ids are never reused, so a host whose series change keeps using new ones; with
+            # nothing kept that refers to the old ones, a new connection may start afresh.
+            if ids is None or (not self._frames and len(ids.table) >= ids.limit // 2):
+                ids = self._series_ids = SeriesIds(self.series_limit)
+            self.series = ids
             return
         self.series = None
         if self._series_ids is None or all(f.last_series < 0 for f in self._frames):
