@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -459,27 +459,27 @@ def _declared(item: Any) -> tuple[int, SeriesDef]:
 # Bounded like ``_COUNTER_SETS``.
 _TAG_SETS: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
 _NAME_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def _shared_tags(tags: dict[str, str]) -> Mapping[str, str]:
-    if not tags:
-        return _EMPTY_TAGS
-    key = tuple(tags.items())
-    shared = _TAG_SETS.get(key)
-    if shared is None:
-        if len(_TAG_SETS) >= _MAX_COUNTER_SETS:
-            _TAG_SETS.clear()
-        shared = _TAG_SETS[key] = tags
-    return shared
+    return _shared(_TAG_SETS, tuple(tags.items()), tags) if tags else _EMPTY_TAGS
 
 
 def _shared_names(names: list[str]) -> tuple[str, ...]:
     key = tuple(names)
-    shared = _NAME_TUPLES.get(key)
+    return _shared(_NAME_TUPLES, key, key)
+
+
+def _shared(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """``cache``'s object for ``key``, else ``value``, kept (bounded: a flood of made-up keys
+    only costs a refill)."""
+    shared = cache.get(key)
     if shared is None:
-        if len(_NAME_TUPLES) >= _MAX_COUNTER_SETS:
-            _NAME_TUPLES.clear()
-        shared = _NAME_TUPLES[key] = key
+        if len(cache) >= _MAX_COUNTER_SETS:
+            cache.clear()
+        shared = cache[key] = value
     return shared
 
 
