@@ -40,6 +40,7 @@ def one_fast_collection(rounds: int) -> tuple[float, float, int]:
     """Median and max CPU ms of one fast tier run plus its outbox add; samples per batch."""
     tiers = build({}, CollectorSettings(agent_version="bench"))
     outbox = Outbox(10_000)
+    outbox.use_series(True)  # as against this release's servers: batches of rows
     times = []
     samples = 0
     for _ in range(rounds + 1):
@@ -58,7 +59,7 @@ async def agent_process(
 ) -> tuple[float, float, float, int]:
     """(RSS MB, USS MB, CPU % of a core over ``seconds``, batches received); measured once
     the server has ``warm`` batches."""
-    server = await FakeServer().start()
+    server = await FakeServer(series=True).start()
     token = tmp / "token"
     token.write_text(TOKEN, encoding="utf-8")
     config = tmp / "agent.toml"
