@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import logging
 import time
 from collections.abc import Callable
@@ -23,13 +22,12 @@ TRIM_INTERVAL = 5.0  # a trim of ~100 MB of free heap takes a few ms
 
 def heap_trimmer() -> Callable[[], int] | None:
     """A function that trims the C heap, or None where the C library has no ``malloc_trim``."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
     try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
+        libc = ctypes.CDLL(None)  # the process's own symbols: no ldconfig run to find libc
+    except OSError:
+        return None
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int

@@ -435,6 +435,7 @@ async def test_a_server_that_stops_offering_series_gets_the_kept_batches_in_full
         await server.start()
         await until(lambda: server.seqs() == [1, 2, 3, 4, 5])
         assert loads(server) == [0.0, 1.0, 2.0, 3.0, 4.0]
+        assert server.frame_kinds[:3] == ["samples", "series", "rows"]  # before the restart
         assert server.frame_kinds[-3:] == ["samples"] * 3
     finally:
         await running.stop()

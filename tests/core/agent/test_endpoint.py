@@ -351,7 +351,8 @@ async def test_rows_of_declared_series_are_applied_and_undeclared_ones_close(
     async with aiohttp.ClientSession() as session:
         async with await _connect(session, server) as ws:
             await _hello(ws)
-            await ws.send_str(encode(ids.declaration(0, 0)).decode())
+            for declaration in ids.declarations(0, 0):
+                await ws.send_str(encode(declaration).decode())
             for seq, row in enumerate(rows, start=1):
                 await ws.send_bytes(encode_rows(seq, time.time(), [row], ()))
                 assert decode((await ws.receive(timeout=5)).data) == Ack(seq)
@@ -364,3 +365,18 @@ async def test_rows_of_declared_series_are_applied_and_undeclared_ones_close(
             assert closed.data == CLOSE_MALFORMED
     assert _loads(server) == [1.0, 2.0]
     assert server.hub.rejects.by_kind.get("malformed") == 1
+
+
+async def test_declaring_more_than_a_connection_may_hold_closes_it(server: Server) -> None:
+    """Each message is within the cap; together they pass what one table may take."""
+    per_message = 2_000
+    async with aiohttp.ClientSession() as session, await _connect(session, server) as ws:
+        await _hello(ws)
+        for first in range(0, 5 * per_message, per_message):
+            series = [[sid, "load", {"pad": "x" * 420}, ["load1"], []]
+                      for sid in range(first, first + per_message)]  # fmt: skip
+            frame = orjson.dumps({"type": "series", "v": 1, "series": series})
+            assert len(frame) < protocol.MAX_MESSAGE_BYTES
+            await ws.send_bytes(frame)
+        assert await _closed_with(ws) == protocol.CLOSE_TOO_LARGE
+    assert server.hub.rejects.by_kind["too_large"] == 1

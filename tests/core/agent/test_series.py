@@ -16,6 +16,7 @@ from custom_components.fleet_metrics.core.agent import protocol
 from custom_components.fleet_metrics.core.agent.outbox import Outbox, SeriesIds
 from custom_components.fleet_metrics.core.agent.protocol import (
     CLOSE_MALFORMED,
+    MAX_MESSAGE_BYTES,
     MAX_SERIES,
     Batch,
     Declare,
@@ -37,9 +38,12 @@ def _declared(ids: SeriesIds) -> SeriesTable:
     """The server's table after the agent declared every id it has."""
     table = SeriesTable()
     if ids.table.defs:
-        message = decode(encode(ids.declaration(0, max(ids.table.defs))))
-        assert isinstance(message, Declare)
-        table.declare(message)
+        for declaration in ids.declarations(0, max(ids.table.defs)):
+            frame = encode(declaration)
+            assert len(frame) <= MAX_MESSAGE_BYTES
+            message = decode(frame)
+            assert isinstance(message, Declare)
+            table.declare(message)
     return table
 
 
@@ -212,3 +216,57 @@ def test_ids_that_ran_out_start_afresh_once_no_kept_batch_uses_them() -> None:
     assert outbox.series is not None and len(outbox.series.table) == 0
     outbox.add(T + 9, [Sample("temp", {"sensor": "9"}, {"c": 1.0}, 9)])
     assert orjson.loads(next(iter(outbox.after(6))).text)["rows"] == [[0, 9, 1.0]]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Sample("load", {}, {"load1": 1.0}, 1, frozenset({"missing"})),  # a counter of no field
+        Sample("load", {"n": 5}, {"load1": 1.0}, 1),  # type: ignore[dict-item]  # not a string
+        Sample("", {}, {"load1": 1.0}, 1),  # no measurement
+        Sample("load", {}, {}, 1),  # no field
+        Sample("load", {"t": "x" * 20_000}, {"load1": 1.0}, 1),  # a declaration over its cap
+    ],
+)
+def test_a_series_the_server_would_refuse_never_blocks_the_others(bad: Sample) -> None:
+    """It gets no id (the server would refuse its declaration and the agent would reconnect
+    and replay forever): it goes in full, where the outbox's own check decides."""
+    outbox = Outbox(100)
+    outbox.use_series(True)
+    good = Sample("load", {}, {"load1": 2.0}, 1)
+    outbox.add(T, [good, bad])
+    outbox.add(T + 1, [good])
+    assert outbox.series is not None
+    table = _declared(outbox.series)  # every declaration the server would get, accepted
+    kept = [decode(frame.text, table) for frame in outbox.after(0)]
+    loads = [s.fields.get("load1") for b in kept for s in b.samples]  # type: ignore[union-attr]
+    assert loads.count(2.0) == 2
+    assert len(outbox.series.table) == 1
+
+
+def test_declarations_of_every_id_stay_within_the_message_cap() -> None:
+    ids = SeriesIds()
+    for index in range(ids.limit):
+        tags = {"device": f"tap{index}i0", "bridge": "vmbr0" * 20}
+        assert ids.row(Sample("network", tags, {f"f{n}": n for n in range(8)}, 1)) is not None
+    messages = ids.declarations(0, ids.limit - 1)
+    assert len(messages) > 1
+    assert [sid for m in messages for sid, _ in m.series] == list(range(ids.limit))
+    assert all(len(encode(message)) <= MAX_MESSAGE_BYTES // 2 for message in messages)
+
+
+def test_a_kept_batch_too_large_in_full_keeps_its_seq_empty_after_a_downgrade() -> None:
+    """The seqs stay contiguous, so every batch after it is still found and sent."""
+    wide = {f"a_rather_long_field_name_{n:02d}": n for n in range(30)}
+    outbox = Outbox(100, max_bytes=700)
+    outbox.use_series(True)
+    for index in range(4):
+        small = Sample("load", {}, {"load1": float(index)}, index)
+        outbox.add(T + index, [Sample("wide", {}, wide, index)] if index == 1 else [small])
+    outbox.use_series(False)
+    assert outbox.dropped == 1
+    assert [f.seq for f in outbox.after(0)] == [1, 2, 3, 4]
+    for seq in range(5):
+        assert [f.seq for f in outbox.after(seq)] == list(range(seq + 1, 5))
+    empty = decode(next(iter(outbox.after(1))).text)
+    assert isinstance(empty, Batch) and empty.samples == ()

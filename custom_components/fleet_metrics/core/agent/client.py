@@ -291,8 +291,8 @@ class AgentClient:
             for frame in list(itertools.islice(self.outbox.after(sent), max(0, room))):
                 series = self.outbox.series
                 if frame.last_series >= declared and series is not None:
-                    declaration = series.declaration(declared, frame.last_series)
-                    await ws.send(encode(declaration).decode())
+                    for declaration in series.declarations(declared, frame.last_series):
+                        await ws.send(encode(declaration).decode())
                     declared = frame.last_series + 1
                 await ws.send(frame.text)
                 self.stats.sent += 1

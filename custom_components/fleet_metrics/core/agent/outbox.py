@@ -31,6 +31,7 @@ from .protocol import (
     SeriesDef,
     SeriesTable,
     decode,
+    definition,
     encode,
     encode_rows,
 )
@@ -39,6 +40,7 @@ _LOGGER = logging.getLogger(__name__)
 
 _WIDEST_SEQ: Final = 10**18  # sizes a split chunk for any seq it may get
 SERIES_LIMIT: Final = 10_000  # series ids per server; a host has a few hundred series
+_DECLARATION_BYTES: Final = MAX_MESSAGE_BYTES // 4  # per series message, with room to spare
 
 
 class Frame(NamedTuple):
@@ -49,35 +51,57 @@ class Frame(NamedTuple):
 
 class SeriesIds:
     """The agent's series ids for one server: one per (measurement, tags, field names,
-    counters), never reused. Past ``limit`` ids new series go in full, as samples."""
+    counters), never reused. A series the server would refuse to declare gets no id, nor do
+    new ones past ``limit``: those go in full, as samples (where the outbox's check leaves out
+    what the server would refuse, counted)."""
 
     def __init__(self, limit: int = MAX_SERIES) -> None:
-        self.limit = limit
+        self.limit = min(limit, MAX_SERIES)
         self.table = SeriesTable()  # the same declarations the server reads the rows with
         self._ids: dict[tuple[object, ...], int] = {}
+        self._sizes: list[int] = []  # each declaration's encoded size, by id
 
     def row(self, sample: Sample) -> list[Any] | None:
-        """``[id, time_ns, *values]``, or None when the ids have run out."""
+        """``[id, time_ns, *values]``, or None: the sample goes in full."""
         fields = sample.fields
         counters = sample.counters
         if type(counters) is not frozenset:  # a collector's set
             counters = frozenset(counters)
-        key = (sample.measurement, *sample.tags.items(), None, *fields, counters)
-        sid = self._ids.get(key)
+        try:
+            key = (sample.measurement, *sample.tags.items(), None, *fields, counters)
+            sid = self._ids.get(key)
+        except TypeError:  # an unhashable tag value: no declaration could carry it
+            return None
         if sid is None:
             sid = len(self._ids)
             if sid >= self.limit:
                 return None
+            try:
+                declared, size = definition(sid, sample.measurement, sample.tags, tuple(fields),
+                                            counters)  # fmt: skip
+            except ProtocolError:
+                return None
             self._ids[key] = sid
-            self.table.defs[sid] = SeriesDef(
-                sample.measurement, dict(sample.tags), tuple(fields), counters
-            )
+            self._sizes.append(size)
+            self.table.defs[sid] = declared
         return [sid, sample.time_ns, *fields.values()]
 
-    def declaration(self, first: int, last: int) -> Declare:
-        """The ``series`` message for ids ``first`` to ``last``."""
+    def declarations(self, first: int, last: int) -> list[Declare]:
+        """The ``series`` messages for ids ``first`` to ``last``, each well within the
+        message cap (a connection after a long outage declares every id at once)."""
         defs = self.table.defs
-        return Declare(tuple((sid, defs[sid]) for sid in range(first, last + 1)))
+        messages: list[Declare] = []
+        chunk: list[tuple[int, SeriesDef]] = []
+        size = 0
+        for sid in range(first, last + 1):
+            if chunk and size + self._sizes[sid] > _DECLARATION_BYTES:
+                messages.append(Declare(tuple(chunk)))
+                chunk, size = [], 0
+            chunk.append((sid, defs[sid]))
+            size += self._sizes[sid] + 1
+        if chunk:
+            messages.append(Declare(tuple(chunk)))
+        return messages
 
 
 class Outbox:
@@ -171,13 +195,18 @@ class Outbox:
             batch = decode(frame.text, table)
             assert isinstance(batch, Batch)  # it was decoded before it was kept
             text = encode(Batch(frame.seq, batch.time, batch.samples))
-            if len(text) <= self.max_bytes:
-                frames.append(Frame(frame.seq, text.decode()))
-            else:  # a full frame is several times the size of its rows: rare, and counted
+            if len(text) > self.max_bytes:
+                # A full frame is several times the size of its rows: rare, and counted. An
+                # empty batch keeps its seq, so the seqs stay contiguous (``after`` counts on
+                # it) and the server sees no gap.
                 self.dropped += 1
                 _LOGGER.warning(
-                    "%s: batch %d too large to send in full; dropped", self.name, frame.seq
+                    "%s: batch %d too large to send in full; its samples are dropped",
+                    self.name,
+                    frame.seq,
                 )
+                text = encode(Batch(frame.seq, batch.time, ()))
+            frames.append(Frame(frame.seq, text.decode()))
         self._frames = frames
 
     def ack(self, seq: int) -> int:

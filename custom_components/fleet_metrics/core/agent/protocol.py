@@ -19,7 +19,7 @@ hot path); ``Batch.samples`` makes ``Sample`` objects of them for whoever needs 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
@@ -30,7 +30,9 @@ from ..sample import FieldValue, Sample
 PROTOCOL_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 1_048_576  # a batch bigger than this is split by the agent
 SERIES: Final = "series"  # the capability: declared series and batches of rows
-MAX_SERIES: Final = 65_536  # series ids are 0 .. MAX_SERIES - 1 (bounds a connection's table)
+MAX_SERIES: Final = 10_000  # series ids are 0 .. MAX_SERIES - 1 (bounds a connection's table)
+MAX_DECLARED_BYTES: Final = 4 * MAX_MESSAGE_BYTES  # declarations one connection may send
+MAX_DEFINITION_BYTES: Final = 16_384  # one series' declaration, encoded
 
 # WebSocket close codes (4000-4999 are free for applications, RFC 6455 7.4.2).
 CLOSE_MALFORMED: Final = 4000
@@ -431,6 +433,21 @@ def _row(item: Any, defs: Mapping[int, SeriesDef]) -> WireSample:
     )
 
 
+def definition(
+    sid: int, measurement: str, tags: Mapping[str, str], names: Sequence[str], counters: Any
+) -> tuple[SeriesDef, int]:
+    """A series as the server will read its declaration, and the declaration's encoded size;
+    ``ProtocolError`` when the server would refuse it (the agent then sends it in full)."""
+    try:
+        wire = [sid, measurement, dict(tags), list(names), sorted(counters)]
+        size = len(orjson.dumps(wire))
+        if size > MAX_DEFINITION_BYTES:
+            raise _Bad(f"a series' declaration must stay within {MAX_DEFINITION_BYTES} bytes")
+        return _declared(wire)[1], size
+    except (_Bad, TypeError, orjson.JSONEncodeError) as err:
+        raise ProtocolError(CLOSE_MALFORMED, f"series: {err}") from None
+
+
 def _declared(item: Any) -> tuple[int, SeriesDef]:
     if type(item) is not list or len(item) != 5:
         raise _Bad("a series must be [id, measurement, tags, field names, counters]")
@@ -459,17 +476,22 @@ def _declared(item: Any) -> tuple[int, SeriesDef]:
 # Bounded like ``_COUNTER_SETS``.
 _TAG_SETS: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
 _NAME_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MAX_SHARED_CHARS: Final = 1024
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
 def _shared_tags(tags: dict[str, str]) -> Mapping[str, str]:
-    return _shared(_TAG_SETS, tuple(tags.items()), tags) if tags else _EMPTY_TAGS
+    if not tags:
+        return _EMPTY_TAGS
+    if sum(len(key) + len(value) for key, value in tags.items()) > _MAX_SHARED_CHARS:
+        return tags  # bounded in size too: a huge one is not kept for others
+    return _shared(_TAG_SETS, tuple(tags.items()), tags)
 
 
 def _shared_names(names: list[str]) -> tuple[str, ...]:
     key = tuple(names)
-    return _shared(_NAME_TUPLES, key, key)
+    return key if sum(map(len, key)) > _MAX_SHARED_CHARS else _shared(_NAME_TUPLES, key, key)
 
 
 def _shared(cache: dict[_K, _V], key: _K, value: _V) -> _V:

@@ -26,6 +26,7 @@ from ...agent.protocol import (
     CLOSE_MALFORMED,
     CLOSE_RATE_LIMITED,
     CLOSE_TOO_LARGE,
+    MAX_DECLARED_BYTES,
     MAX_MESSAGE_BYTES,
     Ack,
     Batch,
@@ -163,6 +164,7 @@ async def handle_agent(request: web.Request, hub: Hub) -> web.StreamResponse:
         welcome = hub.connect(state, connection, hello)
         await ws.send_str(encode(welcome).decode())
         series = SeriesTable()  # what this connection's rows stand for
+        declared_bytes = 0  # bounds the table in bytes as MAX_SERIES does in entries
         async for message in ws:
             if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 _note_error(ws, hub, hello.host, message)
@@ -170,6 +172,9 @@ async def handle_agent(request: web.Request, hub: Hub) -> web.StreamResponse:
             try:
                 batch = decode(message.data, series)
                 if isinstance(batch, Declare):
+                    declared_bytes += len(message.data)
+                    if declared_bytes > MAX_DECLARED_BYTES:
+                        raise ProtocolError(CLOSE_TOO_LARGE, "too many series declared")
                     series.declare(batch)
                     continue
                 if not isinstance(batch, Batch):
