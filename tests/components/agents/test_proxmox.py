@@ -30,15 +30,12 @@ from custom_components.fleet_metrics.agents.sensor import (
     POOL_SENSORS,
 )
 from custom_components.fleet_metrics.const import CONF_TOKEN_HASH, DOMAIN, SUBENTRY_HOST
-from custom_components.fleet_metrics.core.agent.collectors import CollectorRun, CollectorSettings
-from custom_components.fleet_metrics.core.agent.collectors.pve import (
-    PveBackupCollector,
-    PveCollector,
-)
-from custom_components.fleet_metrics.core.agent.collectors.zfs import ZfsCollector
 from custom_components.fleet_metrics.core.sample import FieldValue, Sample
 from custom_components.fleet_metrics.core.sources.agents.tokens import hash_token
-from tests.fixtures.proxmox.fake_commands import FIXTURES, FakeCommands, pve_host
+from tests.fixtures.proxmox.fake_commands import (
+    FIXTURES,
+    pve_collector_runs,
+)
 
 from .conftest import HOST, T0, AgentRig, host_samples, open_guest_pick, until
 
@@ -379,14 +376,8 @@ async def test_the_real_collectors_feed_home_assistant(
     """The zfs, pve and pve_backup collectors run against fake zpool/pvesh printing the
     fixtures, and their samples are what the agent sends: a field renamed on either side
     leaves an entity missing or wrong here."""
-    fake = pve_host(FakeCommands(tmp_path / "bin"))
-    monkeypatch.setenv("PATH", fake.path_env())
-    settings = CollectorSettings(pve_node="pve1", command_timeout=10)
-    runs = [
-        CollectorRun(ZfsCollector(settings, arcstats=str(FIXTURES / "arcstats.txt"))),
-        CollectorRun(PveCollector(settings)),
-        CollectorRun(PveBackupCollector(settings)),
-    ]
+    path, runs = pve_collector_runs(tmp_path / "bin")
+    monkeypatch.setenv("PATH", path)
     hass = rig.hass
     agent = rig.start_agent()
     for step in (0, 1):

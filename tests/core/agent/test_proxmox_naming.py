@@ -20,12 +20,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from custom_components.fleet_metrics.core.agent.collectors import CollectorRun, CollectorSettings
-from custom_components.fleet_metrics.core.agent.collectors.pve import (
-    PveBackupCollector,
-    PveCollector,
-)
-from custom_components.fleet_metrics.core.agent.collectors.zfs import ZfsCollector
 from custom_components.fleet_metrics.core.agent.protocol import Batch, Hello
 from custom_components.fleet_metrics.core.exporters.line_protocol import LineEncoder
 from custom_components.fleet_metrics.core.sample import FieldValue, Sample
@@ -43,7 +37,9 @@ from tests.core.agent.test_naming import (
     reading,
 )
 from tests.core.lp_reference_parser import parse_line
-from tests.fixtures.proxmox.fake_commands import FIXTURES, FakeCommands, pve_host
+from tests.fixtures.proxmox.fake_commands import (
+    pve_collector_runs,
+)
 
 STATES = ("ONLINE", "DEGRADED", "FAULTED", "OFFLINE", "REMOVED", "UNAVAIL", "SUSPENDED")
 
@@ -372,14 +368,8 @@ def test_any_proxmox_reading_gives_a_clean_exposition_and_parsable_lines(
 @pytest.fixture
 def collected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Sample]:
     """One run of each real collector against fake zpool/pvesh printing the fixtures."""
-    fake = pve_host(FakeCommands(tmp_path / "bin"))
-    monkeypatch.setenv("PATH", fake.path_env())
-    settings = CollectorSettings(pve_node="pve1", command_timeout=10)
-    runs = [
-        CollectorRun(ZfsCollector(settings, arcstats=str(FIXTURES / "arcstats.txt"))),
-        CollectorRun(PveCollector(settings)),
-        CollectorRun(PveBackupCollector(settings)),
-    ]
+    path, runs = pve_collector_runs(tmp_path / "bin")
+    monkeypatch.setenv("PATH", path)
     return [sample for run in runs for sample in run(NS)]
 
 
